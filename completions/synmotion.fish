@@ -1,0 +1,1 @@
+complete --command synmotion --no-files --arguments "(env _SYNMOTION_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) synmotion)" --condition "env _SYNMOTION_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) synmotion"

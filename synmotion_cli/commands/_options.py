@@ -1,0 +1,36 @@
+"""Parsing of `-O key=value` backend options and `--pack NAME[:WEIGHT]`."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import UsageError
+
+
+def parse_options(items: list[str] | None) -> dict:
+    """``-O rank=16 -O streams=dual`` -> {"rank": 16, "streams": "dual"}; values are JSON when they parse as JSON."""
+    options = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad option {item!r}", hint="write backend options as -O key=value, e.g. -O rank=16")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        options[key.strip().replace("-", "_")] = value
+    return options
+
+
+def parse_pack_spec(spec: str) -> tuple[str, float]:
+    """``clap`` -> (clap, 1.0); ``clap:0.8`` -> (clap, 0.8); ``clap:v2:0.8`` -> (clap:v2, 0.8); ``clap:v2`` -> (clap:v2, 1.0)."""
+    head, sep, tail = spec.rpartition(":")
+    if sep:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return spec, 1.0
+        if not 0.0 <= weight <= 4.0:
+            raise UsageError(f"pack weight {weight} in {spec!r} is out of range", hint="use a weight between 0 and 4, e.g. clap:0.8")
+        return head, weight
+    return spec, 1.0

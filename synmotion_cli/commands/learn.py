@@ -1,0 +1,97 @@
+"""`synmotion learn MOTION CLIPS`: learn a motion from a few clips and install it as a pack."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ._common import JSON, open_store, out
+
+HELP = """Learn a motion from a few example clips and install it as a motion pack.
+
+CLIPS are video files (mp4, mov, webm, mkv, gif), folders of numbered frames, or a folder holding them.
+The pack is named after MOTION (add :TAG to keep several versions). Ctrl-C saves a checkpoint;
+`--resume` continues from it.
+
+[bold]Examples[/bold]
+
+  synmotion learn clap ./clips/
+
+  synmotion learn clap:v2 a.mp4 b.mp4 c.mp4 --steps 1000 --seed 7
+
+  synmotion learn wave ./clips/ --base /models/HunyuanVideo -O rank=16
+
+  synmotion learn clap ./clips/ --resume          [dim]# continue an interrupted run[/dim]
+"""
+
+
+def learn(
+    motion: str = typer.Argument(..., help="Motion name (also the pack name), optionally NAME:TAG."),
+    clips: List[Path] = typer.Argument(..., help="Clip files, frame folders, or a folder of clips."),
+    base: Optional[str] = typer.Option(None, "--base", help="Base model: a hub id or a local diffusers directory."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (backend default if omitted)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; the same seed and data give the same pack."),
+    trigger: Optional[List[str]] = typer.Option(None, "--trigger", help="Extra trigger word(s) for the motion."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this pack."),
+    i2v: bool = typer.Option(False, "--i2v", help="Learn the image-to-video variant."),
+    spv: Optional[Path] = typer.Option(None, "--spv", help="A folder of your own subject-prior clips."),
+    backend_name: Optional[str] = typer.Option(None, "--backend", help="Backend plugin (see `synmotion backends list`)."),
+    option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="Backend option key=value (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing pack of the same name:tag."),
+    json_out: bool = JSON,
+) -> None:
+    from .. import media
+    from ..backend import CAP_LEARN, LearnRequest
+    from ..errors import NotFoundError, UsageError
+    from ..paths import runs_dir
+    from ..reporting import ConsoleReporter
+    from ..selection import raise_for_problems, select_backend
+    from ..store.names import parse_ref
+    from ._options import parse_options
+
+    o = out(json_out)
+    name, tag = parse_ref(motion)
+    store = open_store()
+    existing = {p.full_name for p in store.list()}
+    if f"{name}:{tag}" in existing and not force and not resume:
+        raise UsageError(f"pack {name}:{tag} already exists",
+                         hint=f"pass --force to replace it, or learn a new version as {name}:v2")
+    for c in clips:
+        if not c.exists():
+            raise NotFoundError(f"no such file or folder: {c}")
+    if spv is not None and not spv.is_dir():
+        raise NotFoundError(f"no such folder: {spv}", hint="--spv takes a folder of subject-prior clips")
+    clip_paths = media.find_clips(clips)
+    if not clip_paths:
+        raise UsageError(f"no clips found in {', '.join(map(str, clips))}",
+                         hint=f"clips are {', '.join(media.VIDEO_SUFFIXES)} files or folders of numbered frames")
+
+    backend = select_backend(backend_name, CAP_LEARN)
+    raise_for_problems(backend.check(base))
+    options = parse_options(option)
+    run_dir = runs_dir() / f"{name}-{tag}"
+    if resume and not run_dir.exists():
+        raise NotFoundError(f"no interrupted run of {name}:{tag} to resume", hint="start it without --resume")
+    work_dir = Path(tempfile.mkdtemp(prefix=f"learn-{name}-", dir=store.tmp_dir))
+    reporter = ConsoleReporter(o)
+    started = time.time()
+    try:
+        request = LearnRequest(motion=name, clips=tuple(clip_paths), work_dir=work_dir, run_dir=run_dir, base=base,
+                               trigger_words=tuple(trigger or ()), steps=steps, seed=seed, resume=resume, i2v=i2v,
+                               spv_dir=spv, options=options)
+        draft = backend.learn(request, reporter)
+        reporter.close()
+        draft.manifest.setdefault("timings", {})["wall_s"] = round(time.time() - started, 2)
+        pack = store.install(f"{name}:{tag}", draft.files, draft.manifest, replace=True)
+    finally:
+        reporter.close()
+        shutil.rmtree(work_dir, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)  # the pack is stored; its checkpoints are no longer needed
+    o.info(f"installed pack {pack.full_name} (sha256:{pack.short_digest}); try: synmotion gen \"a panda {name}s\"")
+    o.emit({"name": pack.full_name, "digest": pack.digest, "manifest": pack.manifest},
+           lambda c: c.print(pack.full_name, highlight=False))

@@ -1,0 +1,273 @@
+"""`synmotion packs …`: the local registry of motion packs (and read-only plugin sources)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from ..errors import ExitCode
+from ._common import JSON, YES, confirm, human_size, open_store, out
+
+app = typer.Typer(
+    help="""Manage motion packs: the local registry that `learn` writes and `gen` reads.
+
+[bold]Examples[/bold]
+
+  synmotion packs list
+
+  synmotion packs show clap
+
+  synmotion packs export clap clap.smpack  [dim]# one file to share[/dim]
+
+  synmotion packs import clap.smpack
+
+  synmotion packs verify                   [dim]# exit 4 names bad packs[/dim]
+
+  synmotion packs rm clap:v2 --yes
+""",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+def _summary(ref) -> dict:
+    m = ref.manifest
+    motion = m.get("motion") or {}
+    base = m.get("base") or {}
+    return {
+        "name": ref.full_name,
+        "digest": ref.digest,
+        "source": ref.source,
+        "motion": motion.get("name"),
+        "variants": sorted((m.get("variants") or {}).keys()),
+        "base": base.get("id"),
+        "size": ref.size,
+        "created": m.get("created"),
+    }
+
+
+def _plugin_packs(o) -> list:
+    from ..plugins import load_pack_sources
+
+    refs = []
+    for plugin in load_pack_sources():
+        if plugin.error:
+            o.warn(f"pack source {plugin.name!r} failed to load: {plugin.error}")
+            continue
+        try:
+            refs.extend(plugin.obj.list())
+        except Exception as e:  # a third-party source may fail in any way
+            o.warn(f"pack source {plugin.name!r} failed to list packs: {e}")
+    return refs
+
+
+def find_pack(store, ref: str, o=None):
+    """Resolve ``ref`` in the local store, else as ``SOURCE/NAME`` in a plugin pack source.
+
+    Returns the pack and a callable giving its files.
+    """
+    from ..errors import NotFoundError
+
+    if "/" in ref:
+        source_name, _, inner = ref.partition("/")
+        for pack in _plugin_packs(o or out()):
+            if pack.source == source_name and inner in (pack.name, pack.full_name):
+                from ..plugins import load_pack_sources
+
+                src = next(p.obj for p in load_pack_sources() if p.name == source_name)
+                return pack, (lambda: src.files(pack))
+        raise NotFoundError(f"no pack {inner!r} in pack source {source_name!r}", hint="see `synmotion packs list`")
+    pack = store.resolve(ref)
+    return pack, (lambda: store.files(pack))
+
+
+@app.command("list")
+def list_(json_out: bool = JSON) -> None:
+    """List installed packs and the packs that plugin sources offer.
+
+    Example: synmotion packs list --json
+    """
+    o = out(json_out)
+    store = open_store()
+    refs = store.list() + _plugin_packs(o)
+    rows = [_summary(r) for r in refs]
+    for path, reason in store.list_broken():
+        o.warn(f"unreadable manifest {path}: {reason} (see `synmotion packs verify`)")
+
+    def render(console):
+        from rich.table import Table
+
+        if not rows:
+            console.print("no packs yet: make one with `synmotion learn MOTION CLIPS`")
+            return
+        table = Table(box=None, header_style="bold")
+        for col in ("NAME", "DIGEST", "MOTION", "VARIANTS", "BASE", "SIZE", "CREATED", "SOURCE"):
+            table.add_column(col)
+        for r in rows:
+            table.add_row(r["name"], r["digest"][:12], r["motion"] or "-", ",".join(r["variants"]) or "-",
+                          r["base"] or "-", human_size(r["size"]), (r["created"] or "-")[:19], r["source"])
+        console.print(table)
+
+    o.emit(rows, render)
+
+
+@app.command("show")
+def show(ref: str = typer.Argument(..., help="Pack name, name:tag, digest prefix or SOURCE/NAME."),
+         json_out: bool = JSON) -> None:
+    """Show a pack's manifest: motion, trigger words, base, variants, training data, metrics.
+
+    Example: synmotion packs show clap
+    """
+    o = out(json_out)
+    store = open_store()
+    pack, _ = find_pack(store, ref, o)
+    data = {"name": pack.full_name, "digest": pack.digest, "source": pack.source, "manifest": pack.manifest}
+
+    def render(console):
+        m = pack.manifest
+        motion = m.get("motion") or {}
+        console.print(f"[bold]{pack.full_name}[/bold]  sha256:{pack.digest}")
+        console.print(f"motion:    {motion.get('name', '-')}  (trigger words: {', '.join(motion.get('trigger_words', [])) or '-'})")
+        base = m.get("base") or {}
+        console.print(f"base:      {base.get('id', '-')}" + (f"  [{base.get('fingerprint')}]" if base.get("fingerprint") else ""))
+        console.print(f"backend:   {m.get('backend', '-')}")
+        variants = m.get("variants") or {}
+        console.print(f"variants:  {', '.join(sorted(variants)) or '-'}"
+                      + ("" if "i2v" in variants else "  (no i2v: `gen --image` needs `learn --i2v`)"))
+        console.print(f"created:   {m.get('created', '-')}  by synmotion {m.get('tool_version', '?')}")
+        for key in ("data", "metrics", "timings", "config"):
+            if m.get(key):
+                console.print(f"{key}:")
+                for k, v in m[key].items():
+                    console.print(f"  {k}: {v}", highlight=False)
+        console.print("files:")
+        for name, info in sorted(m.get("files", {}).items()):
+            console.print(f"  {name}  {human_size(info['size'])}  {info['digest'][:19]}")
+
+    o.emit(data, render)
+
+
+@app.command("rm")
+def rm(refs: List[str] = typer.Argument(..., help="Packs to remove (name, name:tag or digest prefix)."),
+       yes: bool = YES, json_out: bool = JSON) -> None:
+    """Remove packs. Blobs still used by another pack are kept (reference counting).
+
+    Example: synmotion packs rm clap:v2 --yes
+    """
+    o = out(json_out)
+    store = open_store()
+    packs = [store.resolve(r) for r in refs]  # resolve all first: a typo removes nothing
+    confirm(f"Remove {', '.join(p.full_name for p in packs)}?", yes)
+    removed = []
+    for p in packs:
+        pack, freed, freed_bytes = store.remove(p.full_name)
+        removed.append({"name": pack.full_name, "digest": pack.digest, "freed_blobs": len(freed), "freed_bytes": freed_bytes})
+        o.info(f"removed {pack.full_name} ({human_size(freed_bytes)} freed)")
+    o.emit(removed, lambda console: None)
+
+
+@app.command("verify")
+def verify(refs: Optional[List[str]] = typer.Argument(None, help="Packs to check (default: all)."),
+           json_out: bool = JSON) -> None:
+    """Re-hash every blob of every pack. Exit code 4 if any pack is damaged, naming each.
+
+    Example: synmotion packs verify
+    """
+    o = out(json_out)
+    store = open_store()
+    results = store.verify(list(refs) if refs else None)
+    rows = [{"name": r.ref_name, "digest": r.digest, "ok": r.ok, "problems": r.problems} for r in results]
+
+    def render(console):
+        for r in rows:
+            status = "[green]ok[/green]" if r["ok"] else "[red]BAD[/red]"
+            console.print(f"{status}  {r['name']}" + ("" if r["ok"] else ": " + "; ".join(r["problems"])), highlight=False)
+        if not rows:
+            console.print("no packs to verify")
+
+    o.emit(rows, render)
+    bad = [r["name"] for r in rows if not r["ok"]]
+    if bad:
+        o.error(f"{len(bad)} damaged pack(s): {', '.join(bad)}",
+                hint="remove them with `synmotion packs rm NAME --yes` and re-import or re-learn them")
+        raise typer.Exit(ExitCode.INTEGRITY)
+
+
+@app.command("export")
+def export(ref: str = typer.Argument(..., help="Pack to export."),
+           dest: Path = typer.Argument(..., help="File to write (conventionally NAME.smpack), or a directory."),
+           force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+           json_out: bool = JSON) -> None:
+    """Write a pack as one portable file that `packs import` reads on any machine.
+
+    Example: synmotion packs export clap ./clap.smpack
+    """
+    from ..errors import UsageError
+
+    o = out(json_out)
+    store = open_store()
+    pack = store.resolve(ref)
+    if dest.is_dir():
+        dest = dest / f"{pack.name}-{pack.tag}.smpack"
+    if dest.exists() and not force:
+        raise UsageError(f"{dest} already exists", hint="pass --force to overwrite it, or choose another path")
+    path = store.export(pack.full_name, dest)
+    o.info(f"exported {pack.full_name} to {path}")
+    o.emit({"name": pack.full_name, "digest": pack.digest, "path": str(path)}, lambda c: c.print(str(path)))
+
+
+@app.command("import")
+def import_(archive: Path = typer.Argument(..., help="A .smpack file written by `packs export`."),
+            name: Optional[str] = typer.Option(None, "--as", help="Install under this name[:tag] instead."),
+            force: bool = typer.Option(False, "--force", help="Replace an existing pack of the same name:tag."),
+            json_out: bool = JSON) -> None:
+    """Install a pack from an exported file, after checking its schema, sizes and digests.
+
+    Nothing is written to the store unless every check passes.
+
+    Example: synmotion packs import ./clap.smpack --as clap:friend
+    """
+    from ..errors import NotFoundError
+
+    o = out(json_out)
+    if not archive.is_file():
+        raise NotFoundError(f"no such file: {archive}")
+    store = open_store()
+    pack = store.import_archive(archive, name=name, force=force)
+    o.info(f"imported {pack.full_name} (sha256:{pack.short_digest})")
+    o.emit({"name": pack.full_name, "digest": pack.digest}, lambda c: c.print(pack.full_name))
+
+
+@app.command("path")
+def path(ref: Optional[str] = typer.Argument(None, help="A pack; without it, the store's root."),
+         json_out: bool = JSON) -> None:
+    """Print where the store lives, or the manifest and blob files of one pack.
+
+    Example: synmotion packs path clap
+    """
+    o = out(json_out)
+    store = open_store()
+    if ref is None:
+        o.emit({"root": str(store.root)}, lambda c: c.print(str(store.root), highlight=False))
+        return
+    pack, files = find_pack(store, ref, o)
+    data = {name: str(p) for name, p in files().items()}
+    o.emit(data, lambda c: [c.print(f"{k}\t{v}", highlight=False) for k, v in data.items()])
+
+
+@app.command("gc")
+def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would be removed."),
+       json_out: bool = JSON) -> None:
+    """Remove blobs no pack references and temp files left by interrupted writes.
+
+    Example: synmotion packs gc --dry-run
+    """
+    o = out(json_out)
+    store = open_store()
+    result = store.gc(dry_run=dry_run)
+    data = result if isinstance(result, dict) else result.__dict__
+    verb = "would free" if dry_run else "freed"
+    o.info(f"{verb} {human_size(data.get('bytes', 0))}")
+    o.emit(data, lambda c: None)
