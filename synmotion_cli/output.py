@@ -16,12 +16,20 @@ from typing import Any, Callable
 from rich.console import Console
 
 
+def _data_console() -> Console:
+    # Off a terminal (a pipe, a file) tables must not be folded to rich's default 80 columns.
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(soft_wrap=True, width=240)
+    return console
+
+
 @dataclass
 class Output:
     json_mode: bool = False
     quiet: bool = False
     verbose: int = 0
-    out: Console = field(default_factory=lambda: Console(soft_wrap=True))
+    out: Console = field(default_factory=lambda: _data_console())
     err: Console = field(default_factory=lambda: Console(stderr=True, soft_wrap=True))
 
     def emit(self, data: Any, render: Callable[[Console], None] | None = None) -> None:

@@ -112,7 +112,9 @@ def gen(
     store = open_store()
     packs = _pick_packs(store, pack, prompt, no_pack, o)
     backend = select_backend(backend_name, CAP_I2V if image else CAP_T2V)
-    raise_for_problems(backend.check(base))
+    # A pack remembers its base; check that one unless --base names another.
+    pack_base = next((p.manifest.get("base", {}).get("id") for p in packs if p.manifest.get("base")), None)
+    raise_for_problems(backend.check(base or pack_base))
     o.info(f"seed {seed}")
     reporter = ConsoleReporter(o)
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional
@@ -51,11 +50,11 @@ def learn(
     from ..paths import runs_dir
     from ..reporting import ConsoleReporter
     from ..selection import raise_for_problems, select_backend
-    from ..store.names import parse_ref
+    from ..store.names import parse_name
     from ._options import parse_options
 
     o = out(json_out)
-    name, tag = parse_ref(motion)
+    name, tag = parse_name(motion)
     store = open_store()
     existing = {p.full_name for p in store.list()}
     if f"{name}:{tag}" in existing and not force and not resume:
@@ -77,20 +76,26 @@ def learn(
     run_dir = runs_dir() / f"{name}-{tag}"
     if resume and not run_dir.exists():
         raise NotFoundError(f"no interrupted run of {name}:{tag} to resume", hint="start it without --resume")
-    work_dir = Path(tempfile.mkdtemp(prefix=f"learn-{name}-", dir=store.tmp_dir))
+    if run_dir.exists() and not resume and not force:
+        raise UsageError(f"an interrupted run of {name}:{tag} exists in {run_dir}",
+                         hint="add --resume to continue it, or --force to start over")
     reporter = ConsoleReporter(o)
     started = time.time()
+    # The draft lives beside the run's checkpoints (not in the store's tmp/, which `packs gc` may clean
+    # while a long run is still training); install copies it into the store.
+    work_dir = run_dir / "draft"
+    if not resume:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        request = LearnRequest(motion=name, clips=tuple(clip_paths), work_dir=work_dir, run_dir=run_dir, base=base,
-                               trigger_words=tuple(trigger or ()), steps=steps, seed=seed, resume=resume, i2v=i2v,
-                               spv_dir=spv, options=options)
+        request = LearnRequest(motion=name, clips=tuple(clip_paths), work_dir=work_dir, run_dir=run_dir,
+                               base=base, trigger_words=tuple(trigger or ()), steps=steps, seed=seed,
+                               resume=resume, i2v=i2v, spv_dir=spv, options=options)
         draft = backend.learn(request, reporter)
-        reporter.close()
-        draft.manifest.setdefault("timings", {})["wall_s"] = round(time.time() - started, 2)
-        pack = store.install(f"{name}:{tag}", draft.files, draft.manifest, replace=True)
     finally:
         reporter.close()
-        shutil.rmtree(work_dir, ignore_errors=True)
+    draft.manifest.setdefault("timings", {})["wall_s"] = round(time.time() - started, 2)
+    pack = store.install(f"{name}:{tag}", draft.files, draft.manifest)
     shutil.rmtree(run_dir, ignore_errors=True)  # the pack is stored; its checkpoints are no longer needed
     o.info(f"installed pack {pack.full_name} (sha256:{pack.short_digest}); try: synmotion gen \"a panda {name}s\"")
     o.emit({"name": pack.full_name, "digest": pack.digest, "manifest": pack.manifest},

@@ -48,37 +48,40 @@ def _summary(ref) -> dict:
     }
 
 
-def _plugin_packs(o) -> list:
-    from ..plugins import load_pack_sources
+def _sources(o) -> list:
+    from ..store import plugin_sources
 
+    sources, problems = plugin_sources()
+    for name, problem in problems:
+        o.warn(f"pack source {name!r} is unusable: {problem}")
+    return sources
+
+
+def _plugin_packs(o) -> list:
     refs = []
-    for plugin in load_pack_sources():
-        if plugin.error:
-            o.warn(f"pack source {plugin.name!r} failed to load: {plugin.error}")
-            continue
+    for source in _sources(o):
         try:
-            refs.extend(plugin.obj.list())
-        except Exception as e:  # a third-party source may fail in any way
-            o.warn(f"pack source {plugin.name!r} failed to list packs: {e}")
+            refs.extend(source.list())
+        except Exception as e:  # a third-party source may fail in any way; it must not break the listing
+            o.warn(f"pack source {source.name!r} failed to list packs: {e}")
     return refs
 
 
 def find_pack(store, ref: str, o=None):
-    """Resolve ``ref`` in the local store, else as ``SOURCE/NAME`` in a plugin pack source.
+    """Resolve ``ref`` in the local store, or as ``SOURCE/NAME`` in a plugin pack source.
 
-    Returns the pack and a callable giving its files.
+    Returns the pack and a callable giving its files (pack-internal name -> readable path).
     """
     from ..errors import NotFoundError
+    from ..store import find_pack as find_in
 
     if "/" in ref:
         source_name, _, inner = ref.partition("/")
-        for pack in _plugin_packs(o or out()):
-            if pack.source == source_name and inner in (pack.name, pack.full_name):
-                from ..plugins import load_pack_sources
-
-                src = next(p.obj for p in load_pack_sources() if p.name == source_name)
-                return pack, (lambda: src.files(pack))
-        raise NotFoundError(f"no pack {inner!r} in pack source {source_name!r}", hint="see `synmotion packs list`")
+        for source in _sources(o or out()):
+            if source.name == source_name:
+                pack = find_in(source.list(), inner)
+                return pack, (lambda: source.files(pack))
+        raise NotFoundError(f"no pack source named {source_name!r}", hint="see `synmotion packs list`")
     pack = store.resolve(ref)
     return pack, (lambda: store.files(pack))
 
@@ -102,12 +105,14 @@ def list_(json_out: bool = JSON) -> None:
         if not rows:
             console.print("no packs yet: make one with `synmotion learn MOTION CLIPS`")
             return
-        table = Table(box=None, header_style="bold")
+        table = Table(box=None, header_style="bold", pad_edge=False)
         for col in ("NAME", "DIGEST", "MOTION", "VARIANTS", "BASE", "SIZE", "CREATED", "SOURCE"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=col in ("NAME", "DIGEST", "SIZE"), overflow="fold")
         for r in rows:
+            base = r["base"] or "-"
             table.add_row(r["name"], r["digest"][:12], r["motion"] or "-", ",".join(r["variants"]) or "-",
-                          r["base"] or "-", human_size(r["size"]), (r["created"] or "-")[:19], r["source"])
+                          base if len(base) <= 40 else "…" + base[-39:], human_size(r["size"]),
+                          (r["created"] or "-")[:10], r["source"])
         console.print(table)
 
     o.emit(rows, render)
@@ -266,8 +271,10 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="Only report what w
     """
     o = out(json_out)
     store = open_store()
-    result = store.gc(dry_run=dry_run)
-    data = result if isinstance(result, dict) else result.__dict__
-    verb = "would free" if dry_run else "freed"
-    o.info(f"{verb} {human_size(data.get('bytes', 0))}")
+    r = store.gc(dry_run=dry_run)
+    data = {"dry_run": r.dry_run, "blobs": r.blobs, "blob_bytes": r.blob_bytes,
+            "temp_paths": [str(p) for p in r.temp_paths], "temp_bytes": r.temp_bytes}
+    verb = "would remove" if dry_run else "removed"
+    o.info(f"{verb} {len(r.blobs)} unreferenced blob(s) and {len(r.temp_paths)} stale temp file(s), "
+           f"{human_size(r.blob_bytes + r.temp_bytes)}")
     o.emit(data, lambda c: None)
