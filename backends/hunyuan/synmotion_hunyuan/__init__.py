@@ -1,0 +1,1 @@
+"""SynMotion on HunyuanVideo (diffusers). Submodules import torch; this package does not."""

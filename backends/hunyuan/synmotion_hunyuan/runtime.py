@@ -1,0 +1,69 @@
+"""Loading a base pipeline onto the right device with the right dtype, once per command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import bases
+
+
+@dataclass
+class Runtime:
+    device: str
+    dtype: object            # torch dtype of the frozen weights
+    autocast: bool           # bf16 autocast on CUDA
+
+    @property
+    def dtype_bytes(self) -> int:
+        import torch
+
+        return torch.finfo(self.dtype).bits // 8
+
+
+def pick_runtime(mixed_precision: str = "auto") -> Runtime:
+    import torch
+
+    if torch.cuda.is_available():
+        bf16 = mixed_precision in ("auto", "bf16")
+        return Runtime("cuda", torch.bfloat16 if bf16 else torch.float32, bf16)
+    # CPU: float32 throughout; bf16 matmuls on CPU are slower than fp32 for small models.
+    return Runtime("cpu", torch.float32, False)
+
+
+def quiet_libraries() -> None:
+    """diffusers and transformers print their own progress bars and notices; synmotion reports its own."""
+    import warnings
+
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    for log in (dlog, tlog):
+        log.disable_progress_bar()
+        log.set_verbosity_error()
+    warnings.filterwarnings("ignore", message=".*torchvision.*")
+
+
+def load_pipeline(base: bases.BaseSpec, runtime: Runtime, *, training: bool):
+    """Check the base fits, then load it with diffusers' own ``from_pretrained``."""
+    import torch
+    from diffusers import HunyuanVideoPipeline
+
+    bases.check_fits(base, runtime.device, training=training, dtype_bytes=runtime.dtype_bytes)
+    quiet_libraries()
+    try:
+        pipe = HunyuanVideoPipeline.from_pretrained(str(base.path), dtype=runtime.dtype)
+    except (OSError, ValueError, KeyError) as e:
+        from synmotion_cli.errors import IntegrityError
+
+        raise IntegrityError(f"cannot load base {base.id}: {e}",
+                             hint="check that the directory is a complete HunyuanVideo diffusers export") from e
+    except torch.cuda.OutOfMemoryError as e:  # the estimate is a bound, not a promise
+        from synmotion_cli.errors import EnvironmentProblem
+
+        raise EnvironmentProblem(f"out of GPU memory loading {base.id}", hint="free GPU memory or use a larger GPU") from e
+    pipe.tokenizer.padding_side = "right"
+    pipe.set_progress_bar_config(disable=True)
+    for part in (pipe.text_encoder, pipe.text_encoder_2, pipe.vae, pipe.transformer):
+        part.requires_grad_(False)
+        part.eval()
+    return pipe.to(runtime.device)

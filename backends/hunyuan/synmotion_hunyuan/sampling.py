@@ -1,0 +1,68 @@
+"""Generation: the plain base (the baseline) or the base with motion packs applied.
+
+A pack contributes two things: its LoRA (weighted; several packs' LoRAs combine) and its dual-embedding
+module, applied to the prompt's motion and subject tokens. One prompt has one subject-motion pair, so the
+embedding of the first pack whose motion appears in the prompt is used; other packs add their LoRA only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from synmotion_cli.errors import UsageError
+from synmotion_cli.prompts import compose, parse_roles
+
+from .adapters import load_lora
+from .embedding import DualEmbedding
+from .text_encoding import PromptEncoder
+
+
+def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, variant="t2v"):
+    """Prompt embeddings with the packs' embedding modules applied; returns (embeds, mask, pooled, text, used)."""
+    text = compose(prompt, style, background)
+    for pack in packs:
+        v = pack.manifest["variants"][variant]
+        if not v.get("embedding"):
+            continue
+        triggers = pack.manifest["motion"]["trigger_words"]
+        try:
+            roles = parse_roles(prompt, triggers, style=style, background=background)
+        except UsageError:
+            reporter.message(f"pack {pack.name}: its motion ({', '.join(triggers[:3])}) is not in the prompt; "
+                             "using its adapter only")
+            continue
+        encoded = encoder.encode(roles)
+        module = DualEmbedding.load(pack.files[v["embedding"]])
+        module.to(encoded.embeds.device)
+        with torch.no_grad():
+            embeds, mask = module(encoded.embeds.float(), encoded.mask, encoded.spans, scale=pack.weight)
+        return embeds, mask, encoded.pooled, roles.text, pack.name
+    encoded = encoder.encode(text)
+    return encoded.embeds, encoded.mask, encoded.pooled, text, None
+
+
+def apply_loras(pipe, packs, variant="t2v") -> list[str]:
+    names, weights = [], []
+    for i, pack in enumerate(packs):
+        v = pack.manifest["variants"][variant]
+        if v.get("lora"):
+            name = f"pack{i}"
+            load_lora(pipe, pack.files[v["lora"]], weight=pack.weight, adapter_name=name)
+            names.append(name)
+            weights.append(pack.weight)
+    if names:
+        pipe.set_adapters(names, weights)
+    return names
+
+
+def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed) -> np.ndarray:
+    """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3)."""
+    device, dtype = pipe.transformer.device, pipe.transformer.dtype
+    generator = torch.Generator("cpu").manual_seed(seed)
+    with torch.no_grad():
+        out = pipe(prompt_embeds=embeds.to(device, dtype), prompt_attention_mask=mask.to(device),
+                   pooled_prompt_embeds=pooled.to(device, dtype), height=height, width=width, num_frames=frames,
+                   num_inference_steps=steps, guidance_scale=guidance, generator=generator, output_type="np").frames
+    video = np.asarray(out[0], dtype=np.float32)
+    return (np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

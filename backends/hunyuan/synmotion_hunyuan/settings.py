@@ -1,0 +1,128 @@
+"""The method's settings for learning and generation, with documented defaults.
+
+Defaults follow the paper (alpha 0.75, 2000 steps, AdamW, lr 2e-5) at a resolution a single GPU trains
+comfortably. A base may ship different defaults in its ``synmotion.json`` (small bases train at a higher
+learning rate and fewer steps); ``-O key=value`` on the command line overrides both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+
+from synmotion_cli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class LearnSettings:
+    steps: int = 2000
+    lr: float = 2e-5
+    weight_decay: float = 0.0        # residues are offsets from meaningful embeddings: no pull toward zero
+    alpha: float = 0.75              # probability of a user clip per step; else a subject-prior video
+    strategy: str = "exclusive"      # "exclusive" (the paper's alternating SPV strategy) | "joint" (user clips only)
+    spv_updates: str = "subject"     # what an SPV step trains: "subject" (paper) | "subject+refiner"
+    motion_residue: bool = True
+    subject_residue: bool = True
+    refiner: bool = True
+    adapter: bool = True
+    rank: int = 32
+    streams: str = "both"            # LoRA on "both" stream types, or only "dual" / "single"
+    height: int = 320
+    width: int = 512
+    frames: int = 33
+    fps: float = 8.0
+    spv_count: int = 24
+    spv_steps: int = 30
+    spv_guidance: float = 6.0
+    guidance: float = 1.0            # embedded guidance during training (HunyuanVideo is guidance-distilled)
+    checkpoint_every: int = 100
+    preview_every: int = 0
+    gradient_checkpointing: str = "auto"   # "auto" (on with CUDA) | "on" | "off"
+    mixed_precision: str = "auto"          # "auto" (bf16 with CUDA) | "no" | "bf16"
+
+    def __post_init__(self):
+        checks = {
+            "alpha": 0.0 <= self.alpha <= 1.0,
+            "strategy": self.strategy in ("exclusive", "joint"),
+            "spv_updates": self.spv_updates in ("subject", "subject+refiner"),
+            "streams": self.streams in ("both", "dual", "single"),
+            "steps": self.steps >= 1, "rank": self.rank >= 1, "lr": self.lr > 0,
+            "frames": self.frames >= 1 and (self.frames - 1) % 4 == 0,
+            "height": self.height % 16 == 0 and self.height > 0, "width": self.width % 16 == 0 and self.width > 0,
+            "gradient_checkpointing": self.gradient_checkpointing in ("auto", "on", "off"),
+            "mixed_precision": self.mixed_precision in ("auto", "no", "bf16"),
+            "parts": self.motion_residue or self.subject_residue or self.refiner or self.adapter,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise UsageError(f"invalid setting(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}",
+                             hint="frames are 4k+1, height/width multiples of 16, alpha in [0, 1]; "
+                                  "at least one trainable part must stay on")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class GenSettings:
+    steps: int = 30
+    guidance: float = 6.0
+    height: int = 320
+    width: int = 512
+    frames: int = 33
+    fps: float = 8.0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# Shorthands for the ablations of the paper's Tables 3 and 4.
+PRESETS = {
+    "full": {},
+    "lora-only": {"motion_residue": False, "subject_residue": False, "refiner": False, "adapter": True},
+    "no-strategy": {"strategy": "joint"},
+    "motion-residue": {"subject_residue": False, "refiner": False, "adapter": False},
+    "residues": {"refiner": False, "adapter": False},
+    "residues+refiner": {"adapter": False},
+}
+
+
+def build(cls, *layers: dict):
+    """Merge option layers (later wins) into ``cls``, converting types and rejecting unknown keys."""
+    known = {f.name: f for f in fields(cls)}
+    merged: dict = {}
+    for layer in layers:
+        layer = dict(layer or {})
+        preset = layer.pop("preset", None)
+        if preset is not None:
+            if preset not in PRESETS:
+                raise UsageError(f"unknown preset {preset!r}", hint=f"presets: {', '.join(PRESETS)}")
+            merged.update(PRESETS[preset])
+        for key, value in layer.items():
+            if key not in known:
+                raise UsageError(f"unknown option {key!r}",
+                                 hint=f"options: preset, {', '.join(known)}")
+            merged[key] = _convert(key, value, known[key].type)
+    return cls(**merged)
+
+
+def _convert(key, value, type_name):
+    t = type_name if isinstance(type_name, str) else type_name.__name__
+    try:
+        if t == "bool":
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if t == "int":
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError(value)
+            return int(value)
+        if t == "float":
+            return float(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"option {key}={value!r} is not a valid {t}") from None

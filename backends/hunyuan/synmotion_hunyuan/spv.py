@@ -1,0 +1,108 @@
+"""Subject-Prior Videos (SPV): common subjects doing common actions, made by the frozen base.
+
+On SPV steps the trainer regularises the subject path toward broad subjects while the motion path is held
+fixed (the paper's embedding-exclusive strategy). The set depends only on the base and the resolution, so
+it is cached per base fingerprint, resolution and sampler settings and reused by every pack learned there.
+Users may bring their own SPV clips instead: a folder of clips named by their prompt ("a cat runs.mp4").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from synmotion_cli.errors import MediaError
+from synmotion_cli.media import find_clips
+from synmotion_cli.prompts import third_person
+
+SUBJECTS = ("a cat", "a zebra", "a dog", "a horse", "a panda", "a fox", "a rabbit", "a bear", "a lion",
+            "a penguin", "a frog", "a crocodile")
+ACTIONS = ("run", "walk", "jump", "sit down", "turn around", "stand still")
+
+
+@dataclass(frozen=True)
+class SPVItem:
+    prompt: str
+    action: str          # the action's base form; its inflections are the prompt's motion words
+    latents: object      # torch tensor (1, C, f, h, w), scaled like clip latents
+
+
+def default_prompts(count: int, seed: int, subjects=SUBJECTS, actions=ACTIONS) -> list[tuple[str, str]]:
+    """``count`` distinct (prompt, action) pairs, drawn reproducibly from subjects x actions."""
+    pairs = [(f"{s} {third_person(a.split()[0])}{a[len(a.split()[0]):]}", a) for s in subjects for a in actions]
+    random.Random(seed).shuffle(pairs)
+    return pairs[:count]
+
+
+def _cache_key(base_fingerprint, prompt, height, width, frames, steps, seed) -> str:
+    return hashlib.sha256(json.dumps([base_fingerprint, prompt, height, width, frames, steps, seed]).encode()).hexdigest()[:24]
+
+
+def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, base_fingerprint, cache_dir: Path,
+               encode_prompt, reporter=None) -> list[SPVItem]:
+    """Generate (or load from the cache) one latent video per prompt with the frozen base.
+
+    ``encode_prompt(prompt, action)`` returns (embeds, mask, pooled) for the base: the same encoder the
+    trainer uses, so the SPV is what the base makes of exactly these prompts.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    items = []
+    if reporter:
+        reporter.stage("subject-prior videos", total=len(prompts))
+    for i, (prompt, action) in enumerate(prompts):
+        path = cache_dir / f"{_cache_key(base_fingerprint, prompt, height, width, frames, steps, seed + i)}.safetensors"
+        if path.is_file():
+            latents = load_file(str(path))["latents"]
+        else:
+            embeds, mask, pooled = encode_prompt(prompt, action)
+            device = pipe.transformer.device
+            generator = torch.Generator("cpu").manual_seed(seed + i)
+            with torch.no_grad():
+                latents = pipe(prompt_embeds=embeds.to(device, pipe.transformer.dtype),
+                               prompt_attention_mask=mask.to(device),
+                               pooled_prompt_embeds=pooled.to(device, pipe.transformer.dtype),
+                               height=height, width=width, num_frames=frames, num_inference_steps=steps,
+                               guidance_scale=guidance, generator=generator, output_type="latent").frames
+            latents = latents.float().cpu()
+            tmp = path.with_suffix(".tmp")
+            save_file({"latents": latents.contiguous()}, str(tmp), metadata={"prompt": prompt, "action": action})
+            tmp.replace(path)
+        items.append(SPVItem(prompt, action, latents))
+        if reporter:
+            reporter.advance(1)
+    if reporter:
+        reporter.close()
+    return items
+
+
+def user_spv_clips(folder: Path) -> list[tuple[Path, str, str]]:
+    """Clips in a user SPV folder with their prompts and actions, taken from the file names.
+
+    "a_cat_runs.mp4" or "a cat runs.mp4" -> ("a cat runs", "run"). Every clip must name one of the known
+    actions so its motion tokens can be found; the error lists every clip that does not.
+    """
+    known = {}
+    for a in ACTIONS:
+        head, tail = a.split()[0], a[len(a.split()[0]):]
+        for form in (a, third_person(head) + tail, head + "ing" + tail, head + "s" + tail):
+            known[form] = a
+    items, bad = [], []
+    for clip in find_clips([folder]):
+        prompt = re.sub(r"[_\-]+", " ", clip.stem if clip.is_file() else clip.name).strip()
+        action = next((known[f] for f in sorted(known, key=len, reverse=True)
+                       if re.search(rf"(?<!\w){re.escape(f)}(?!\w)", prompt.lower())), None)
+        if action is None:
+            bad.append((str(clip), f'name it "<subject> <action>", action one of: {", ".join(ACTIONS)}'))
+        else:
+            items.append((clip, prompt, action))
+    if bad:
+        raise MediaError(f"{len(bad)} subject-prior clip(s) have no known action in their name: "
+                         + "; ".join(f"{p}: {why}" for p, why in bad), bad_files=bad)
+    return items

@@ -1,0 +1,293 @@
+"""The embedding-exclusive trainer: SynMotion's learning loop on HunyuanVideo's flow-matching objective.
+
+Per step, with probability ``alpha`` a user clip is drawn (its prompt "a person <motion>"; every trainable
+part updates) or else a subject-prior video (SPV; its own prompt "a cat runs"; the motion path is a
+stop-gradient and only the subject path — plus the refiner if ``spv_updates`` says so — updates). With
+``strategy="joint"`` every step is a user clip (the paper's "without the training strategy" ablation).
+
+Everything heavy is computed once: clip latents (VAE), SPV latents (frozen base) and all prompt encodings;
+the text encoders are then freed before the loop. All randomness of the loop comes from one seeded
+generator whose state is checkpointed, so ``--resume`` reproduces an uninterrupted run exactly.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from synmotion_cli.errors import Interrupted, UsageError
+from synmotion_cli.paths import cache_dir
+from synmotion_cli.prompts import inflections, parse_roles, third_person
+
+from . import checkpoint
+from .adapters import AdapterConfig, add_motion_adapter, save_lora
+from .embedding import DualEmbedding
+from .latents import clip_latents
+from .spv import default_prompts, synthesize, user_spv_clips
+from .text_encoding import PromptEncoder
+
+USER_SUBJECT = "a person"
+
+
+@dataclass
+class Example:
+    latents: torch.Tensor     # (1, C, f, h, w) scaled x0
+    prompt: object            # EncodedPrompt
+    spv: bool
+
+
+def flow_matching_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
+    """HunyuanVideo's shifted time: sigma = shift*u / (1 + (shift-1)*u), u ~ U(0, 1)."""
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def flow_matching_loss(transformer, x0, prompt, embeds, mask, generator, *, shift, guidance, autocast):
+    """MSE between the predicted and the true velocity (noise - x0) at a random shifted time."""
+    device = x0.device
+    noise = torch.randn(x0.shape, generator=generator).to(device)
+    sigma = flow_matching_sigma(torch.rand(1, generator=generator), shift).to(device)
+    x_t = (1 - sigma) * x0 + sigma * noise
+    kwargs = {}
+    if transformer.config.guidance_embeds:
+        kwargs["guidance"] = torch.full((1,), guidance * 1000.0, device=device)
+    dtype = transformer.dtype
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
+        pred = transformer(hidden_states=x_t.to(dtype), timestep=(sigma * 1000).to(dtype),
+                           encoder_hidden_states=embeds.to(dtype), encoder_attention_mask=mask,
+                           pooled_projections=prompt.pooled.to(device, dtype), return_dict=False, **kwargs)[0]
+    return F.mse_loss(pred.float(), (noise - x0).float())
+
+
+class _StopFlag:
+    """Turns the first Ctrl-C into a request honoured at the next step boundary (a second one aborts)."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self):
+        try:
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: Ctrl-C arrives as KeyboardInterrupt instead
+            self._previous = None
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+        return False
+
+
+class Trainer:
+    """Prepares data once, then runs the loop. ``run`` returns the pack files and manifest fields."""
+
+    def __init__(self, pipe, base, runtime, settings, request, reporter, synmotion_config: dict):
+        self.pipe, self.base, self.runtime, self.s = pipe, base, runtime, settings
+        self.request, self.reporter = request, reporter
+        self.shift = float(pipe.scheduler.config.get("shift", 7.0))
+        self.motion_form = third_person(request.motion.split()[0]) + request.motion[len(request.motion.split()[0]):]
+        self.triggers = [request.motion, *request.trigger_words]
+        self.timings: dict[str, float] = {}
+        self.template_info = synmotion_config
+
+    # ---- data, computed once -------------------------------------------------------------------------
+    def prepare(self) -> None:
+        s, pipe, rt = self.s, self.pipe, self.runtime
+        torch.manual_seed(self.request.seed)
+        t0 = time.perf_counter()
+        encoder = PromptEncoder.from_pipeline(pipe, self.base.path)
+        self.user_prompt = encoder.encode(parse_roles(f"{USER_SUBJECT} {self.motion_form}", self.triggers))
+        parts = dict(motion_residue=s.motion_residue, subject_residue=s.subject_residue, refiner=s.refiner)
+        self.embedding = (DualEmbedding.from_encoder(encoder, self.motion_form, seed=self.request.seed, **parts)
+                          if any(parts.values()) else None)
+        cache = cache_dir() / "latents" / self.base.fingerprint
+        user = clip_latents(pipe.vae, list(self.request.clips), fps=s.fps, height=s.height, width=s.width,
+                            frames=s.frames, base_fingerprint=self.base.fingerprint, cache_dir=cache,
+                            device=rt.device, dtype=rt.dtype, reporter=self.reporter)
+        self.user = [Example(x, self.user_prompt, False) for x in user]
+        self.timings["encode_s"] = round(time.perf_counter() - t0, 2)
+        t1 = time.perf_counter()
+        self.spv: list[Example] = []
+        self.spv_source = "none"
+        if s.strategy == "exclusive" and s.alpha < 1.0:
+            self.spv = self._prepare_spv(encoder, cache)
+        self.timings["spv_s"] = round(time.perf_counter() - t1, 2)
+        # The text encoders are frozen and every prompt is encoded: free them before the loop.
+        pipe.text_encoder = pipe.text_encoder_2 = None
+        del encoder
+        gc.collect()
+        if rt.device == "cuda":
+            pipe.vae.to("cpu")
+            torch.cuda.empty_cache()
+
+    def _prepare_spv(self, encoder, cache: Path) -> list[Example]:
+        s, rt = self.s, self.runtime
+        if self.request.spv_dir is not None:
+            items = user_spv_clips(self.request.spv_dir)
+            lat = clip_latents(self.pipe.vae, [c for c, _, _ in items], fps=s.fps, height=s.height, width=s.width,
+                               frames=s.frames, base_fingerprint=self.base.fingerprint, cache_dir=cache,
+                               device=rt.device, dtype=rt.dtype, reporter=self.reporter)
+            self.spv_source = f"user folder ({len(items)} clips)"
+            return [Example(x, encoder.encode(parse_roles(p, inflections(a) + [a])), True)
+                    for x, (_, p, a) in zip(lat, items)]
+        prompts = default_prompts(s.spv_count, seed=0)
+        encoded = {p: encoder.encode(parse_roles(p, [a])) for p, a in prompts}
+
+        def encode(prompt, action):
+            e = encoded[prompt]
+            return e.embeds, e.mask, e.pooled
+
+        spv_cache = cache_dir() / "spv" / self.base.fingerprint / f"{s.height}x{s.width}x{s.frames}"
+        items = synthesize(self.pipe, prompts, height=s.height, width=s.width, frames=s.frames, steps=s.spv_steps,
+                           guidance=s.spv_guidance, seed=0, base_fingerprint=self.base.fingerprint,
+                           cache_dir=spv_cache, encode_prompt=encode, reporter=self.reporter)
+        self.spv_source = f"synthesized by the base ({len(items)} videos, cached in {spv_cache})"
+        return [Example(item.latents, encoded[item.prompt], True) for item in items]
+
+    # ---- the loop ----------------------------------------------------------------------------------
+    def _trainables(self):
+        s = self.s
+        transformer = self.pipe.transformer
+        groups = {"motion": [], "subject": [], "refiner": [], "adapter": []}
+        named: dict[str, torch.nn.Parameter] = {}
+        if self.embedding is not None:
+            self.embedding.to(self.runtime.device)
+            for role, params in self.embedding.parameter_groups().items():
+                groups[role] += params
+            named.update({f"embedding.{n}": p for n, p in self.embedding.named_parameters()})
+        if s.adapter:
+            torch.manual_seed(self.request.seed)  # LoRA A init draws from the global generator
+            groups["adapter"] = add_motion_adapter(transformer, AdapterConfig(rank=s.rank, streams=s.streams))
+            named.update({f"transformer.{n}": p for n, p in transformer.named_parameters() if p.requires_grad})
+        else:
+            transformer.requires_grad_(False)
+        return groups, named
+
+    def run(self) -> dict:
+        s, rt, request, reporter = self.s, self.runtime, self.request, self.reporter
+        transformer = self.pipe.transformer
+        groups, named = self._trainables()
+        params = [p for g in groups.values() for p in g]
+        if not params:
+            raise UsageError("nothing to train: every part of the method is switched off")
+        if s.gradient_checkpointing == "on" or (s.gradient_checkpointing == "auto" and rt.device == "cuda"):
+            transformer.enable_gradient_checkpointing()
+        spv_frozen = {id(p) for p in groups["motion"] + groups["adapter"]}
+        if s.spv_updates == "subject":
+            spv_frozen |= {id(p) for p in groups["refiner"]}
+        optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+        warmup = max(1, min(100, s.steps // 10))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        generator = torch.Generator().manual_seed(request.seed)
+        start = 0
+        losses: list[float] = []
+        if request.resume and checkpoint.exists(request.run_dir):
+            state = checkpoint.load(request.run_dir, trainables=named, optimizer=optimizer, scheduler=scheduler,
+                                    generator=generator)
+            start, losses = state["step"], state.get("losses", [])
+            reporter.message(f"resuming {request.motion} at step {start}/{s.steps}")
+        device = torch.device(rt.device)
+        user = [(e.latents.to(device), e) for e in self.user]
+        spv = [(e.latents.to(device), e) for e in self.spv]
+        transformer.train()
+        t0 = time.perf_counter()
+        done, in_step, step_state = start, False, None
+
+        def save(step):
+            return checkpoint.save(request.run_dir, step=step, trainables=named, optimizer=optimizer,
+                                   scheduler=scheduler, generator=generator,
+                                   extra={"losses": losses, "settings": s.to_dict()})
+
+        reporter.stage("train", total=s.steps, done=start)
+        with _StopFlag() as stop:
+            try:
+                for step in range(start, s.steps):
+                    step_state, in_step = generator.get_state(), True
+                    use_spv = bool(spv) and bool(torch.rand(1, generator=generator).item() >= s.alpha)
+                    pool = spv if use_spv else user
+                    x0, ex = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+                    p = ex.prompt.to(device)
+                    if self.embedding is not None:
+                        embeds, mask = self.embedding(p.embeds, p.mask, p.spans, motion_stop_grad=use_spv)
+                    else:
+                        embeds, mask = p.embeds, p.mask
+                    loss = flow_matching_loss(transformer, x0, p, embeds, mask, generator, shift=self.shift,
+                                              guidance=s.guidance, autocast=rt.autocast)
+                    if not torch.isfinite(loss):
+                        raise UsageError(f"the loss became {loss.item()} at step {step + 1}",
+                                         hint="lower the learning rate (-O lr=...) and start again")
+                    loss.backward()
+                    if use_spv:  # the embedding-exclusive rule: only the subject path learns from SPV
+                        for q in params:
+                            if id(q) in spv_frozen:
+                                q.grad = None
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    losses.append(round(float(loss.item()), 6))
+                    done, in_step = step + 1, False
+                    reporter.advance(1, loss=_ema(losses), spv=float(use_spv))
+                    if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
+                        reporter.artifact("checkpoint", str(save(done)))
+                    if stop.requested:
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                if in_step:  # a step cut short changed no weight; rewind its random draws too
+                    generator.set_state(step_state)
+                path = save(done)
+                reporter.close()
+                raise Interrupted(f"interrupted at step {done}/{s.steps}; checkpoint saved in {path}",
+                                  hint=f"continue with the same command plus --resume") from None
+        reporter.close()
+        train_s = time.perf_counter() - t0
+        transformer.eval()
+        self.timings.update(train_s=round(train_s, 2),
+                            steps_per_s=round((s.steps - start) / train_s, 3) if train_s > 0 else None)
+        return self._write(losses)
+
+    def _write(self, losses) -> dict:
+        s, out = self.s, self.request.work_dir
+        files, variant = {}, {"height": s.height, "width": s.width, "frames": s.frames, "fps": s.fps,
+                              "prompt": f"{USER_SUBJECT} {self.motion_form}"}
+        if self.embedding is not None:
+            files["t2v/embedding.safetensors"] = self.embedding.cpu().save(out / "embedding.safetensors")
+            variant["embedding"] = "t2v/embedding.safetensors"
+            variant["embedding_config"] = self.embedding.config.to_dict()
+        if s.adapter:
+            files["t2v/lora.safetensors"] = save_lora(self.pipe.transformer, out / "lora.safetensors")
+            variant["lora"] = "t2v/lora.safetensors"
+            variant["adapter_config"] = AdapterConfig(rank=s.rank, streams=s.streams).to_dict()
+        every = max(1, len(losses) // 50)
+        return {
+            "files": files,
+            "variant": variant,
+            "metrics": {"final_loss": _ema(losses) if losses else None, "steps": len(losses),
+                        "loss_curve": [round(_mean(losses[i:i + every]), 5) for i in range(0, len(losses), every)]},
+            "data": {"clips": len(self.user), "clip_files": [Path(c).name for c in self.request.clips],
+                     "spv_videos": len(self.spv), "spv_source": self.spv_source,
+                     "user_prompt": f"{USER_SUBJECT} {self.motion_form}"},
+            "timings": self.timings,
+        }
+
+
+def _mean(xs) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def _ema(losses, beta: float = 0.9) -> float:
+    value = losses[0]
+    for x in losses[1:]:
+        value = beta * value + (1 - beta) * x
+    return value
