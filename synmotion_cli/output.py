@@ -39,19 +39,21 @@ class Output:
         else:
             render(self.out)
 
+    # Messages carry user paths, prompts and manifest values that may contain brackets: never markup.
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(message, highlight=False)
+            self.err.print(message, highlight=False, markup=False)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]Warning:[/yellow] {message}", highlight=False)
+        from rich.markup import escape
+
+        self.err.print(f"[yellow]Warning:[/yellow] {escape(message)}", highlight=False)
 
     def debug(self, message: str) -> None:
         if self.verbose:
-            self.err.print(f"[dim]{message}[/dim]", highlight=False)
+            self.err.print(message, highlight=False, markup=False, style="dim")
 
     def error(self, message: str, hint: str | None = None) -> None:
-        # Markup is escaped: messages carry user paths and prompts that may contain brackets.
         from rich.markup import escape
 
         self.err.print(f"[bold red]Error:[/bold red] {escape(message)}", highlight=False)

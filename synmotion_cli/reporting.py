@@ -119,7 +119,10 @@ class ConsoleReporter(Reporter):
         self.output.info(f"{self._name}: {self._done}{total} {rate}{eta} {_fmt_metrics(self._metrics)}".rstrip())
 
     def message(self, text):
-        (self._progress.console.print(text, highlight=False) if self._progress else self.output.info(text))
+        if self._progress is not None:
+            self._progress.console.print(text, highlight=False, markup=False)
+        else:
+            self.output.info(text)
 
     def debug(self, text):
         self.output.debug(text)

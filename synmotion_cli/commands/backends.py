@@ -44,6 +44,7 @@ def list_(json_out: bool = JSON) -> None:
         })
 
     def render(console):
+        from rich.markup import escape
         from rich.table import Table
 
         if not rows:
@@ -54,8 +55,9 @@ def list_(json_out: bool = JSON) -> None:
             table.add_column(col)
         for r in rows:
             name = r["name"] + (" *" if r["default"] else "")
-            desc = f"[red]failed to load: {r['error']}[/red]" if r["error"] else r["description"]
-            table.add_row(name, ",".join(r["capabilities"]) or "-", r["distribution"], desc)
+            # Plugin text is shown as written, never read as markup.
+            desc = f"[red]failed to load: {escape(r['error'])}[/red]" if r["error"] else escape(r["description"])
+            table.add_row(escape(name), ",".join(r["capabilities"]) or "-", escape(r["distribution"]), desc)
         console.print(table)
         if chosen:
             console.print(f"[dim]* used by default ({why})[/dim]")

@@ -138,4 +138,4 @@ def gen(
     data = {"path": str(path), "seed": seed, "frames": int(framed.shape[0]), "height": int(framed.shape[1]),
             "width": int(framed.shape[2]), "fps": result.fps, "metadata": meta,
             "sheet": str(sheet_path) if sheet_path else None}
-    o.emit(data, lambda c: c.print(str(path), highlight=False))
+    o.emit(data, lambda c: c.print(str(path), markup=False, highlight=False))

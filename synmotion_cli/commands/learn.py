@@ -46,7 +46,7 @@ def learn(
 ) -> None:
     from .. import media
     from ..backend import CAP_LEARN, LearnRequest
-    from ..errors import NotFoundError, UsageError
+    from ..errors import MediaError, NotFoundError, UsageError
     from ..paths import runs_dir
     from ..reporting import ConsoleReporter
     from ..selection import raise_for_problems, select_backend
@@ -69,6 +69,12 @@ def learn(
     if not clip_paths:
         raise UsageError(f"no clips found in {', '.join(map(str, clips))}",
                          hint=f"clips are {', '.join(media.VIDEO_SUFFIXES)} files or folders of numbered frames")
+    # Probe every clip before a backend loads a model: a bad clip fails in a second, and all are named at once.
+    try:
+        media.check_clips(clip_paths, fps=media.FRAMES_FPS, frames=1)
+    except MediaError as e:
+        e.hint = "remove or replace the clips named: each must be a video or a folder of frames that ffmpeg reads"
+        raise
 
     backend = select_backend(backend_name, CAP_LEARN)
     raise_for_problems(backend.check(base))
@@ -92,6 +98,11 @@ def learn(
                                base=base, trigger_words=tuple(trigger or ()), steps=steps, seed=seed,
                                resume=resume, i2v=i2v, spv_dir=spv, options=options)
         draft = backend.learn(request, reporter)
+    except BaseException:
+        # A run that saved no checkpoint has nothing to resume, and left in place it would block the next try.
+        if run_dir.is_dir() and not any(p != work_dir for p in run_dir.iterdir()):
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         reporter.close()
     draft.manifest.setdefault("timings", {})["wall_s"] = round(time.time() - started, 2)

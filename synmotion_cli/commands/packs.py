@@ -105,14 +105,17 @@ def list_(json_out: bool = JSON) -> None:
         if not rows:
             console.print("no packs yet: make one with `synmotion learn MOTION CLIPS`")
             return
+        from rich.markup import escape
+
         table = Table(box=None, header_style="bold", pad_edge=False)
         for col in ("NAME", "DIGEST", "MOTION", "VARIANTS", "BASE", "SIZE", "CREATED", "SOURCE"):
             table.add_column(col, no_wrap=col in ("NAME", "DIGEST", "SIZE"), overflow="fold")
         for r in rows:
             base = r["base"] or "-"
-            table.add_row(r["name"], r["digest"][:12], r["motion"] or "-", ",".join(r["variants"]) or "-",
-                          base if len(base) <= 40 else "…" + base[-39:], human_size(r["size"]),
-                          (r["created"] or "-")[:10], r["source"])
+            cells = (r["name"], r["digest"][:12], r["motion"] or "-", ",".join(r["variants"]) or "-",
+                     base if len(base) <= 40 else "…" + base[-39:], human_size(r["size"]),
+                     (r["created"] or "-")[:10], r["source"])
+            table.add_row(*map(escape, cells))  # manifest text is shown as written, never read as markup
         console.print(table)
 
     o.emit(rows, render)
@@ -131,25 +134,28 @@ def show(ref: str = typer.Argument(..., help="Pack name, name:tag, digest prefix
     data = {"name": pack.full_name, "digest": pack.digest, "source": pack.source, "manifest": pack.manifest}
 
     def render(console):
+        def line(text: str) -> None:  # manifest text is shown as written, never read as markup
+            console.print(text, markup=False, highlight=False)
+
         m = pack.manifest
         motion = m.get("motion") or {}
         console.print(f"[bold]{pack.full_name}[/bold]  sha256:{pack.digest}")
-        console.print(f"motion:    {motion.get('name', '-')}  (trigger words: {', '.join(motion.get('trigger_words', [])) or '-'})")
+        line(f"motion:    {motion.get('name', '-')}  (trigger words: {', '.join(motion.get('trigger_words', [])) or '-'})")
         base = m.get("base") or {}
-        console.print(f"base:      {base.get('id', '-')}" + (f"  [{base.get('fingerprint')}]" if base.get("fingerprint") else ""))
-        console.print(f"backend:   {m.get('backend', '-')}")
+        line(f"base:      {base.get('id', '-')}" + (f"  [{base.get('fingerprint')}]" if base.get("fingerprint") else ""))
+        line(f"backend:   {m.get('backend', '-')}")
         variants = m.get("variants") or {}
-        console.print(f"variants:  {', '.join(sorted(variants)) or '-'}"
-                      + ("" if "i2v" in variants else "  (no i2v: `gen --image` needs `learn --i2v`)"))
-        console.print(f"created:   {m.get('created', '-')}  by synmotion {m.get('tool_version', '?')}")
+        line(f"variants:  {', '.join(sorted(variants)) or '-'}"
+             + ("" if "i2v" in variants else "  (no i2v: `gen --image` needs `learn --i2v`)"))
+        line(f"created:   {m.get('created', '-')}  by synmotion {m.get('tool_version', '?')}")
         for key in ("data", "metrics", "timings", "config"):
             if m.get(key):
-                console.print(f"{key}:")
+                line(f"{key}:")
                 for k, v in m[key].items():
-                    console.print(f"  {k}: {v}", highlight=False)
-        console.print("files:")
+                    line(f"  {k}: {v}")
+        line("files:")
         for name, info in sorted(m.get("files", {}).items()):
-            console.print(f"  {name}  {human_size(info['size'])}  {info['digest'][:19]}")
+            line(f"  {name}  {human_size(info['size'])}  {info['digest'][:19]}")
 
     o.emit(data, render)
 
@@ -186,9 +192,12 @@ def verify(refs: Optional[List[str]] = typer.Argument(None, help="Packs to check
     rows = [{"name": r.ref_name, "digest": r.digest, "ok": r.ok, "problems": r.problems} for r in results]
 
     def render(console):
+        from rich.markup import escape
+
         for r in rows:
             status = "[green]ok[/green]" if r["ok"] else "[red]BAD[/red]"
-            console.print(f"{status}  {r['name']}" + ("" if r["ok"] else ": " + "; ".join(r["problems"])), highlight=False)
+            problems = "" if r["ok"] else ": " + escape("; ".join(r["problems"]))
+            console.print(f"{status}  {r['name']}{problems}", highlight=False)
         if not rows:
             console.print("no packs to verify")
 
@@ -220,7 +229,8 @@ def export(ref: str = typer.Argument(..., help="Pack to export."),
         raise UsageError(f"{dest} already exists", hint="pass --force to overwrite it, or choose another path")
     path = store.export(pack.full_name, dest)
     o.info(f"exported {pack.full_name} to {path}")
-    o.emit({"name": pack.full_name, "digest": pack.digest, "path": str(path)}, lambda c: c.print(str(path)))
+    o.emit({"name": pack.full_name, "digest": pack.digest, "path": str(path)},
+           lambda c: c.print(str(path), markup=False, highlight=False))
 
 
 @app.command("import")
@@ -242,7 +252,7 @@ def import_(archive: Path = typer.Argument(..., help="A .smpack file written by 
     store = open_store()
     pack = store.import_archive(archive, name=name, force=force)
     o.info(f"imported {pack.full_name} (sha256:{pack.short_digest})")
-    o.emit({"name": pack.full_name, "digest": pack.digest}, lambda c: c.print(pack.full_name))
+    o.emit({"name": pack.full_name, "digest": pack.digest}, lambda c: c.print(pack.full_name, highlight=False))
 
 
 @app.command("path")
@@ -255,11 +265,12 @@ def path(ref: Optional[str] = typer.Argument(None, help="A pack; without it, the
     o = out(json_out)
     store = open_store()
     if ref is None:
-        o.emit({"root": str(store.root)}, lambda c: c.print(str(store.root), highlight=False))
+        o.emit({"root": str(store.root)}, lambda c: c.print(str(store.root), markup=False, highlight=False))
         return
     pack, files = find_pack(store, ref, o)
     data = {name: str(p) for name, p in files().items()}
-    o.emit(data, lambda c: [c.print(f"{k}\t{v}", highlight=False) for k, v in data.items()])
+    # typer.echo, not the rich console: rich would expand the tab that scripts split on.
+    o.emit(data, lambda c: [typer.echo(f"{k}\t{v}") for k, v in data.items()])
 
 
 @app.command("gc")

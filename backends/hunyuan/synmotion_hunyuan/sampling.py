@@ -21,6 +21,7 @@ from .text_encoding import PromptEncoder
 def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, variant="t2v"):
     """Prompt embeddings with the packs' embedding modules applied; returns (embeds, mask, pooled, text, used)."""
     text = compose(prompt, style, background)
+    first_error = None
     for pack in packs:
         v = pack.manifest["variants"][variant]
         if not v.get("embedding"):
@@ -28,7 +29,8 @@ def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, pa
         triggers = pack.manifest["motion"]["trigger_words"]
         try:
             roles = parse_roles(prompt, triggers, style=style, background=background)
-        except UsageError:
+        except UsageError as e:
+            first_error = first_error or e
             reporter.message(f"pack {pack.name}: its motion ({', '.join(triggers[:3])}) is not in the prompt; "
                              "using its adapter only")
             continue
@@ -38,6 +40,8 @@ def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, pa
         with torch.no_grad():
             embeds, mask = module(encoded.embeds.float(), encoded.mask, encoded.spans, scale=pack.weight)
         return embeds, mask, encoded.pooled, roles.text, pack.name
+    if first_error is not None:  # packs with embeddings need the prompt's roles; none could be found
+        raise first_error
     encoded = encoder.encode(text)
     return encoded.embeds, encoded.mask, encoded.pooled, text, None
 

@@ -210,8 +210,8 @@ class Trainer:
                                    scheduler=scheduler, generator=generator,
                                    extra={"losses": losses, "settings": s.to_dict()})
 
-        reporter.stage("train", total=s.steps, done=start)
         with _StopFlag() as stop:
+            reporter.stage("train", total=s.steps, done=start)  # after the handler: Ctrl-C from here is saved
             try:
                 for step in range(start, s.steps):
                     step_state, in_step = generator.get_state(), True
@@ -228,14 +228,16 @@ class Trainer:
                     if not torch.isfinite(loss):
                         raise UsageError(f"the loss became {loss.item()} at step {step + 1}",
                                          hint="lower the learning rate (-O lr=...) and start again")
-                    loss.backward()
-                    if use_spv:  # the embedding-exclusive rule: only the subject path learns from SPV
-                        for q in params:
-                            if id(q) in spv_frozen:
-                                q.grad = None
-                    optimizer.step()
+                    # With only a motion path switched on, an SPV step has nothing left to train.
+                    if loss.requires_grad:
+                        loss.backward()
+                        if use_spv:  # the embedding-exclusive rule: only the subject path learns from SPV
+                            for q in params:
+                                if id(q) in spv_frozen:
+                                    q.grad = None
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
                     scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
                     losses.append(round(float(loss.item()), 6))
                     done, in_step = step + 1, False
                     reporter.advance(1, loss=_ema(losses), spv=float(use_spv))

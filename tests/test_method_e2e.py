@@ -1,0 +1,216 @@
+"""SynMotion end to end on a tiny random-weight HunyuanVideo saved to disk and loaded the users' way:
+through the CLI (learn, gen, export/import), the trainer's rules (SPV steps, frozen base, ablations) and
+``--resume`` reproducing an uninterrupted run exactly."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cli_runner import run
+from conftest_tiny import tiny_dir  # noqa: F401  (session fixture)
+from media_fixtures import moving_square
+
+from synmotion_cli import media
+from synmotion_cli.backend import LearnRequest
+from synmotion_cli.errors import Interrupted
+from synmotion_cli.reporting import RecordingReporter
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    for i in range(3):
+        media.write_mp4(moving_square(16, 48, 64, step=1 + i), folder / f"clap{i}.mp4", fps=8)
+    return folder
+
+
+def _learn_request(tmp_path, clips_dir, **kw):
+    from synmotion_cli import media as m
+
+    work = tmp_path / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    defaults = dict(motion="clap", clips=tuple(m.find_clips([clips_dir])), work_dir=work, run_dir=tmp_path / "run",
+                    base=None, steps=12, seed=3)
+    defaults.update(kw)
+    return LearnRequest(**defaults)
+
+
+def _tensors(files):
+    out = {}
+    for name, path in files.items():
+        out.update({f"{name}:{k}": v for k, v in load_file(str(path)).items()})
+    return out
+
+
+def test_learn_then_gen_through_the_cli(capsys, tmp_path, tiny_dir, clips):
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "20", "--json")
+    assert r.code == 0, r.err
+    pack = json.loads(r.out)
+    manifest = pack["manifest"]
+    assert manifest["motion"]["name"] == "clap" and "claps" in manifest["motion"]["trigger_words"]
+    assert set(manifest["files"]) == {"t2v/embedding.safetensors", "t2v/lora.safetensors"}
+    assert manifest["metrics"]["steps"] == 20 and manifest["data"]["clips"] == 3
+    assert manifest["base"]["fingerprint"] and manifest["data"]["spv_videos"] == 4
+
+    out = tmp_path / "panda.mp4"
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "5", "--size", "32x48", "--frames", "13",
+            "-o", out, "--json")
+    assert r.code == 0, r.err
+    info = media.probe(out)
+    assert (info.frames, info.height, info.width, info.codec) == (13, 32, 48, "h264")
+    tags = media.read_metadata(out)
+    assert tags["synmotion_prompt"] == "a panda claps" and tags["synmotion_seed"] == "5"
+    assert pack["digest"][:12] in tags["synmotion_packs"] and tags["synmotion_embedding_from"] == "clap:latest"
+    inspected = json.loads(run(capsys, "inspect", out, "--json").out)
+    assert inspected["watermark"]["found"] and inspected["watermark"]["matches_metadata"]
+
+    # never overwrite without --force
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "5", "-o", out)
+    assert r.code == 2 and "already exists" in r.err
+
+    # the pack round-trips through export/import and generates the same video
+    archive = tmp_path / "clap.smpack"
+    assert run(capsys, "packs", "export", "clap", archive).code == 0
+    assert run(capsys, "packs", "rm", "clap", "--yes").code == 0
+    assert run(capsys, "packs", "import", archive).code == 0
+    again = tmp_path / "again.mp4"
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "5", "--size", "32x48", "--frames", "13",
+            "-o", again)
+    assert r.code == 0, r.err
+    first = media.decode(out, fps=8, height=32, width=48, frames=13)
+    second = media.decode(again, fps=8, height=32, width=48, frames=13)
+    assert np.array_equal(first, second)
+
+
+def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):
+    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
+    r = run(capsys, "gen", "a panda jumps", "--pack", "clap", "--base", tiny_dir, "-o", tmp_path / "x.mp4")
+    assert r.code == 2 and "expected" in r.err and "<subject> <motion>" in r.err and "Traceback" not in r.err
+    r = run(capsys, "gen", "a panda claps", "--base", "nobody/not-cached", "--no-pack", "-o", tmp_path / "y.mp4")
+    assert r.code == 3 and "not in the Hugging Face cache" in r.err
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--size", "30x48", "-o", tmp_path / "z.mp4")
+    assert r.code == 2 and "16" in r.err
+    # the baseline: no pack at all
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--no-pack", "-o", tmp_path / "base.mp4", "--json")
+    assert r.code == 0 and json.loads(r.out)["metadata"]["packs"] == ""
+
+
+def test_pack_refuses_another_base(capsys, tmp_path, tiny_dir, clips):
+    from synmotion_hunyuan.tiny import save_tiny_pipeline
+
+    other = save_tiny_pipeline(tmp_path / "other", seed=1)
+    (other / "transformer" / "config.json").write_text(
+        (other / "transformer" / "config.json").read_text().replace('"num_layers": 1', '"num_layers": 1 '))
+    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
+    r = run(capsys, "gen", "a panda claps", "--base", other, "-o", tmp_path / "o.mp4")
+    assert r.code == 2 and "another base" in r.err
+
+
+class _InterruptAt(RecordingReporter):
+    """Delivers Ctrl-C once training reaches ``step``, the way a user's keypress lands between steps."""
+
+    def __init__(self, step):
+        super().__init__()
+        self.step, self.seen = step, 0
+
+    def advance(self, steps=1, **metrics):
+        super().advance(steps, **metrics)
+        if self.events and any(e[0] == "stage" and e[1][0] == "train" for e in self.events):
+            self.seen += steps
+            if self.seen == self.step:
+                raise KeyboardInterrupt
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_dir, clips):
+    from synmotion_hunyuan.backend import HunyuanBackend
+
+    backend = HunyuanBackend()
+    straight = backend.learn(_learn_request(tmp_path / "a", clips, base=str(tiny_dir)), RecordingReporter())
+
+    req = _learn_request(tmp_path / "b", clips, base=str(tiny_dir))
+    with pytest.raises(Interrupted, match="interrupted at step 5/12"):
+        backend.learn(req, _InterruptAt(5))
+    assert (req.run_dir / "checkpoint" / "state.json").is_file()
+    resumed = backend.learn(_learn_request(tmp_path / "b", clips, base=str(tiny_dir), resume=True),
+                            RecordingReporter())
+    a, b = _tensors(straight.files), _tensors(resumed.files)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert straight.manifest["metrics"]["loss_curve"] == resumed.manifest["metrics"]["loss_curve"]
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, tiny_dir, clips):
+    """A real SIGINT to the CLI: exit 130 with a checkpoint, then --resume completes and installs the pack."""
+    cmd = [sys.executable, "-m", "synmotion_cli", "learn", "clap", str(clips), "--base", str(tiny_dir),
+           "--steps", "40"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("train: started"):
+            proc.send_signal(signal.SIGINT)
+            break
+    rest_err = proc.stderr.read()
+    proc.wait(timeout=120)
+    err = "".join(lines) + rest_err
+    assert proc.returncode == 130, err
+    assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    done = subprocess.run(cmd + ["--resume", "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "resuming clap at step" in done.stderr
+    assert json.loads(done.stdout)["manifest"]["metrics"]["steps"] == 40
+
+
+def test_spv_steps_change_no_motion_parameter_and_base_stays_frozen(tmp_path, tiny_dir, clips):
+    """alpha=0: every step is a subject-prior step, so only the subject path may move."""
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_hunyuan.tiny import TINY_DEFAULTS
+    from synmotion_hunyuan.training import Trainer
+
+    base = bases.resolve(str(tiny_dir))
+    settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"alpha": 0.0, "steps": 4})
+    pipe = load_pipeline(base, pick_runtime(), training=True)
+    base_weights = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    trainer = Trainer(pipe, base, pick_runtime(), settings, _learn_request(tmp_path, clips, base=str(tiny_dir)),
+                      RecordingReporter(), {})
+    trainer.prepare()
+    before = {n: p.detach().clone() for n, p in trainer.embedding.named_parameters()}
+    trainer.run()
+    after = dict(trainer.embedding.named_parameters())
+    for name, value in before.items():
+        moved = not torch.equal(value, after[name].detach())
+        assert moved == name.startswith(("res_sub", "z_sub")), name
+    for name, value in pipe.transformer.state_dict().items():
+        if "lora_B" in name:
+            assert torch.count_nonzero(value) == 0, f"{name}: the adapter learned from SPV steps"
+        elif "lora_" not in name:
+            assert torch.equal(value, base_weights[name.replace(".base_layer", "")]), name
+
+
+@pytest.mark.parametrize("preset, files, spv", [
+    ("lora-only", {"t2v/lora.safetensors"}, True),
+    ("motion-residue", {"t2v/embedding.safetensors"}, True),
+    ("no-strategy", {"t2v/embedding.safetensors", "t2v/lora.safetensors"}, False),
+])
+def test_ablations_remove_exactly_their_parts(tmp_path, tiny_dir, clips, preset, files, spv):
+    from synmotion_hunyuan.backend import HunyuanBackend
+
+    draft = HunyuanBackend().learn(_learn_request(tmp_path, clips, base=str(tiny_dir), steps=2,
+                                                  options={"preset": preset}), RecordingReporter())
+    assert set(draft.files) == files
+    assert (draft.manifest["data"]["spv_videos"] > 0) == spv
+    if "t2v/embedding.safetensors" in files:
+        names = set(load_file(str(draft.files["t2v/embedding.safetensors"])))
+        assert any(n.startswith("res_mot") for n in names)
+        assert not any(n.startswith(("res_sub", "refiner", "z_out")) for n in names) or preset != "motion-residue"
