@@ -70,6 +70,21 @@ app.add_typer(backends_cmd.app, name="backends", short_help="List backend plugin
 app.command("doctor", help=doctor_cmd.HELP, short_help="Check python, torch, CUDA, ffmpeg, cached bases and the store.")(doctor_cmd.doctor)
 
 
+def _register_plugin_commands() -> None:
+    """Distributions may add command groups (entry point group ``synmotion.commands``): each entry point is
+    a callable taking the root Typer app. A plugin that fails to load is skipped with a warning."""
+    from .plugins import COMMANDS_GROUP, _entry_points
+
+    for name, ep in _entry_points(COMMANDS_GROUP).items():
+        try:
+            ep.load()(app)
+        except Exception as e:  # a broken plugin must not take the whole CLI down
+            output.current().warn(f"command plugin {name!r} failed to load: {type(e).__name__}: {e}")
+
+
+_register_plugin_commands()
+
+
 def _is_click_exception(e: BaseException) -> bool:
     # Typer vendors its own click; its exceptions are recognised by shape rather than imported by path.
     return hasattr(e, "show") and hasattr(e, "exit_code") and type(e).__name__ not in ("Exit",)

@@ -46,6 +46,7 @@ class LearnRequest:
     i2v: bool = False
     spv_dir: Path | None = None     # user-supplied subject-prior videos
     options: dict[str, Any] = field(default_factory=dict)   # backend-specific `-O key=value`
+    preview_dir: Path | None = None  # where preview videos written during training go
 
 
 @dataclass

@@ -5,6 +5,8 @@ by declaring an entry point; nothing is registered by hand.
   object that satisfies ``synmotion_cli.backend.Backend``.
 - ``synmotion.packs``: ``name = "package.module:factory"``; calling it returns a read-only pack source
   (see ``synmotion_cli.store.sources``).
+- ``synmotion.commands``: ``name = "package.module:register"``; ``register(app)`` adds commands to the root
+  Typer app (the toy world's ``synmotion toy …`` arrives this way). It must not import torch.
 
 Plugins are loaded lazily and one at a time, so a broken plugin is reported by name instead of breaking
 every command.
@@ -20,6 +22,7 @@ from .errors import NotFoundError
 
 BACKENDS_GROUP = "synmotion.backends"
 PACKS_GROUP = "synmotion.packs"
+COMMANDS_GROUP = "synmotion.commands"
 
 
 @dataclass

@@ -128,7 +128,10 @@ class ConsoleReporter(Reporter):
         self.output.debug(text)
 
     def artifact(self, kind, path):
-        self.output.debug(f"{kind}: {path}")
+        if kind == "preview":  # previews are for people to look at while training runs
+            self.message(f"preview: {path}")
+        else:
+            self.output.debug(f"{kind}: {path}")
 
     def close(self):
         if self._progress is not None:

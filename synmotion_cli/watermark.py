@@ -34,12 +34,14 @@ CODE_BITS = MARKER_BITS + PAYLOAD_BITS + CRC_BITS
 UNSURE_BITS = 8
 MAX_FLIPS = 2
 KEY = b"synmotion-watermark-v1"
-DEFAULT_STRENGTH = 5.0          # target |mean| of a bit's signed coefficients, orthonormal DCT units
+DEFAULT_STRENGTH = 8.0          # target |mean| of a bit's signed coefficients, orthonormal DCT units
 BLOCK = 8
 # (row, col) frequencies of the carrier: low enough to survive h264 at crf 18-23, above the first row and
 # column so that smooth gradients and edges along the axes barely touch it.
 CARRIER = ((1, 1), (1, 2), (2, 1), (2, 2), (1, 3), (3, 1), (2, 3), (3, 2))
 MAX_MSE = 255.0**2 / 10 ** (38.5 / 10)   # per-frame change budget: PSNR >= 38.5 dB before rounding
+LEVELS = (1.0, 0.85, 0.7, 0.55, 0.4)
+GAIN = 1
 MIN_SCALE = 0.05                # a frame whose typical bit score is below this carries no mark (flat, black)
 LUMA = np.array([0.299, 0.587, 0.114])
 
@@ -70,17 +72,16 @@ def embed(frames: np.ndarray, payload: bytes | int, *, strength: float = DEFAULT
     if layout is None:
         raise ValueError(f"frames of {frames.shape[2]}x{frames.shape[1]} are too small to carry a watermark")
     want = 2.0 * _codeword(_payload_int(payload)) - 1.0            # +-1 per bit
-    pixels = frames.shape[1] * frames.shape[2]
     out = frames
-    chosen = None
+    plan = None
     # Rounding and clipping (dark or bright areas) eat part of each change; a few passes make up the shortfall.
     for _ in range(4):
         rgb = out.astype(np.float32)
         scores = layout.scores(_luma(rgb))
-        shortfall = np.maximum(strength - want * scores, 0.0) * want  # (F, CODE_BITS), 0 where already strong
-        if chosen is None:
-            chosen = _within_budget(shortfall**2 * layout.counts / pixels, MAX_MSE)
-        shortfall *= chosen
+        if plan is None:
+            plan = _plan(scores, want, layout.counts / (frames.shape[1] * frames.shape[2]), strength)
+        target, chosen = plan
+        shortfall = np.maximum(target - want * scores, 0.0) * want * chosen   # (F, CODE_BITS)
         if not shortfall.any():
             break
         change = layout.pattern(shortfall)
@@ -89,17 +90,24 @@ def embed(frames: np.ndarray, payload: bytes | int, *, strength: float = DEFAULT
     return out
 
 
-def _within_budget(cost: np.ndarray, budget: float) -> np.ndarray:
-    """Per frame, the cheapest bits whose summed cost fits the budget (1.0) and the rest (0.0).
+def _plan(scores: np.ndarray, want: np.ndarray, mse_per_unit: np.ndarray, strength: float):
+    """Per frame, the target score and the bits to push to it, within the MAX_MSE change budget.
 
-    Busy texture can oppose a bit so strongly that fixing it would be visible; such a bit is left to the
-    other frames, where the content has moved on.
+    Busy texture can oppose a bit so strongly that fixing every bit at full strength would be visible: the
+    target is lowered first (down to half), then the dearest bits are left to the other frames, where the
+    content has moved on. Returns (target (F, 1), chosen (F, CODE_BITS) of 0.0/1.0).
     """
-    order = np.argsort(cost, axis=1)
-    fits = np.cumsum(np.take_along_axis(cost, order, axis=1), axis=1) <= budget
-    chosen = np.zeros_like(cost)
-    np.put_along_axis(chosen, order, fits.astype(cost.dtype), axis=1)
-    return chosen
+    for level in LEVELS:
+        cost = np.maximum(strength * level - want * scores, 0.0) ** 2 * mse_per_unit
+        order = np.argsort(cost, axis=1)
+        fits = np.cumsum(np.take_along_axis(cost, order, axis=1), axis=1) <= MAX_MSE
+        chosen = np.zeros_like(cost)
+        np.put_along_axis(chosen, order, fits.astype(cost.dtype), axis=1)
+        if level == LEVELS[0]:
+            target, best = np.full((len(scores), 1), strength * level), chosen
+        take = (best.sum(axis=1) < CODE_BITS) & (chosen.sum(axis=1) >= best.sum(axis=1) + GAIN)
+        target[take], best[take] = strength * level, chosen[take]
+    return target, best
 
 
 def detect(frames: np.ndarray) -> Detection:

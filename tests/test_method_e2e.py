@@ -214,3 +214,25 @@ def test_ablations_remove_exactly_their_parts(tmp_path, tiny_dir, clips, preset,
         names = set(load_file(str(draft.files["t2v/embedding.safetensors"])))
         assert any(n.startswith("res_mot") for n in names)
         assert not any(n.startswith(("res_sub", "refiner", "z_out")) for n in names) or preset != "motion-residue"
+
+
+def test_previews_and_diffusers_lora_export(capsys, tmp_path, tiny_dir, clips):
+    """Previews appear while training and travel with the pack; the LoRA exports for diffusers as is."""
+    from diffusers import HunyuanVideoPipeline
+
+    from synmotion_cli.paths import cache_dir
+
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "10", "-O", "preview_every=5",
+            "-O", "preview_steps=2", "--json")
+    assert r.code == 0, r.err
+    previews = sorted((cache_dir() / "previews" / "clap-latest").glob("*.mp4"))
+    assert [p.name for p in previews] == ["step-000005.mp4", "step-000010.mp4"]
+    assert media.probe(previews[-1]).frames == 9
+    assert "t2v/preview.mp4" in json.loads(r.out)["manifest"]["files"]
+
+    lora = tmp_path / "clap-lora.safetensors"
+    r = run(capsys, "packs", "export", "clap", lora, "--lora")
+    assert r.code == 0 and r.out.strip() == str(lora)
+    pipe = HunyuanVideoPipeline.from_pretrained(tiny_dir)
+    pipe.load_lora_weights(str(tmp_path), weight_name=lora.name, adapter_name="clap")
+    assert any("lora_A" in n for n, _ in pipe.transformer.named_parameters())

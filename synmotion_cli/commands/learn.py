@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -47,7 +48,8 @@ def learn(
     from .. import media
     from ..backend import CAP_LEARN, LearnRequest
     from ..errors import MediaError, NotFoundError, UsageError
-    from ..paths import runs_dir
+    from ..paths import cache_dir, runs_dir
+    from ..prompts import third_person
     from ..reporting import ConsoleReporter
     from ..selection import raise_for_problems, select_backend
     from ..store.names import parse_name
@@ -96,7 +98,8 @@ def learn(
     try:
         request = LearnRequest(motion=name, clips=tuple(clip_paths), work_dir=work_dir, run_dir=run_dir,
                                base=base, trigger_words=tuple(trigger or ()), steps=steps, seed=seed,
-                               resume=resume, i2v=i2v, spv_dir=spv, options=options)
+                               resume=resume, i2v=i2v, spv_dir=spv, options=options,
+                               preview_dir=cache_dir() / "previews" / f"{name}-{tag}")
         draft = backend.learn(request, reporter)
     except BaseException:
         # A run that saved no checkpoint has nothing to resume, and left in place it would block the next try.
@@ -105,9 +108,12 @@ def learn(
         raise
     finally:
         reporter.close()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under `accelerate launch`, only the main process installs and reports the pack
     draft.manifest.setdefault("timings", {})["wall_s"] = round(time.time() - started, 2)
     pack = store.install(f"{name}:{tag}", draft.files, draft.manifest)
     shutil.rmtree(run_dir, ignore_errors=True)  # the pack is stored; its checkpoints are no longer needed
-    o.info(f"installed pack {pack.full_name} (sha256:{pack.short_digest}); try: synmotion gen \"a panda {name}s\"")
+    o.info(f"installed pack {pack.full_name} (sha256:{pack.short_digest}); "
+           f"try: synmotion gen \"a panda {third_person(name)}\"")
     o.emit({"name": pack.full_name, "digest": pack.digest, "manifest": pack.manifest},
            lambda c: c.print(pack.full_name, highlight=False))

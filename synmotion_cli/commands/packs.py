@@ -212,25 +212,51 @@ def verify(refs: Optional[List[str]] = typer.Argument(None, help="Packs to check
 @app.command("export")
 def export(ref: str = typer.Argument(..., help="Pack to export."),
            dest: Path = typer.Argument(..., help="File to write (conventionally NAME.smpack), or a directory."),
+           lora: bool = typer.Option(False, "--lora", help="Write only the pack's LoRA, as a diffusers-format "
+                                                           ".safetensors file that `load_lora_weights` reads."),
+           variant: str = typer.Option("t2v", "--variant", help="Which variant's LoRA --lora writes (t2v or i2v)."),
            force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
            json_out: bool = JSON) -> None:
     """Write a pack as one portable file that `packs import` reads on any machine.
 
     Example: synmotion packs export clap ./clap.smpack
+
+    Example: synmotion packs export clap ./clap-lora.safetensors --lora
     """
-    from ..errors import UsageError
+    from ..errors import NotFoundError, UsageError
 
     o = out(json_out)
     store = open_store()
     pack = store.resolve(ref)
     if dest.is_dir():
-        dest = dest / f"{pack.name}-{pack.tag}.smpack"
+        dest = dest / (f"{pack.name}-{pack.tag}-{variant}-lora.safetensors" if lora else f"{pack.name}-{pack.tag}.smpack")
     if dest.exists() and not force:
         raise UsageError(f"{dest} already exists", hint="pass --force to overwrite it, or choose another path")
-    path = store.export(pack.full_name, dest)
+    if lora:
+        member = ((pack.manifest.get("variants") or {}).get(variant) or {}).get("lora")
+        if not member:
+            raise NotFoundError(f"pack {pack.full_name} has no {variant} LoRA",
+                                hint="see `synmotion packs show` for its variants")
+        path = _copy_atomic(store.files(pack)[member], dest)
+    else:
+        path = store.export(pack.full_name, dest)
     o.info(f"exported {pack.full_name} to {path}")
     o.emit({"name": pack.full_name, "digest": pack.digest, "path": str(path)},
-           lambda c: c.print(str(path), markup=False, highlight=False))
+           lambda c: c.print(str(path), highlight=False, markup=False))
+
+
+def _copy_atomic(src: Path, dest: Path) -> Path:
+    import os
+    import shutil
+
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest
 
 
 @app.command("import")

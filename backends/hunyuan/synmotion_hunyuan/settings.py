@@ -35,8 +35,13 @@ class LearnSettings:
     spv_steps: int = 30
     spv_guidance: float = 6.0
     guidance: float = 1.0            # embedded guidance during training (HunyuanVideo is guidance-distilled)
+    max_grad_norm: float = 1.0      # 0 turns clipping off
     checkpoint_every: int = 100
-    preview_every: int = 0
+    preview_every: int = 0           # write a preview video every N steps (0: never)
+    preview_steps: int = 30
+    preview_guidance: float = 6.0
+    spv_subjects: str = ""           # comma-separated SPV subjects ("a cat, a dog"); empty: the built-in list
+    spv_actions: str = ""            # comma-separated SPV actions ("run, walk"); empty: the built-in list
     gradient_checkpointing: str = "auto"   # "auto" (on with CUDA) | "on" | "off"
     mixed_precision: str = "auto"          # "auto" (bf16 with CUDA) | "no" | "bf16"
 

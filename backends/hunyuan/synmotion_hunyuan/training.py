@@ -25,15 +25,17 @@ import torch.nn.functional as F
 from synmotion_cli.errors import Interrupted, UsageError
 from synmotion_cli.paths import cache_dir
 from synmotion_cli.prompts import inflections, parse_roles, third_person
+from synmotion_cli.reporting import Reporter
 
 from . import checkpoint
 from .adapters import AdapterConfig, add_motion_adapter, save_lora
 from .embedding import DualEmbedding
 from .latents import clip_latents
-from .spv import default_prompts, synthesize, user_spv_clips
+from .spv import ACTIONS, SUBJECTS, default_prompts, synthesize, user_spv_clips
 from .text_encoding import PromptEncoder
 
 USER_SUBJECT = "a person"
+PREVIEW_SUBJECT = "a panda"   # previews show the motion on a subject the clips never had
 
 
 @dataclass
@@ -100,6 +102,7 @@ class Trainer:
         self.motion_form = third_person(request.motion.split()[0]) + request.motion[len(request.motion.split()[0]):]
         self.triggers = [request.motion, *request.trigger_words]
         self.timings: dict[str, float] = {}
+        self.last_preview: Path | None = None
         self.template_info = synmotion_config
 
     # ---- data, computed once -------------------------------------------------------------------------
@@ -109,6 +112,7 @@ class Trainer:
         t0 = time.perf_counter()
         encoder = PromptEncoder.from_pipeline(pipe, self.base.path)
         self.user_prompt = encoder.encode(parse_roles(f"{USER_SUBJECT} {self.motion_form}", self.triggers))
+        self.preview_prompt = encoder.encode(parse_roles(f"{PREVIEW_SUBJECT} {self.motion_form}", self.triggers))
         parts = dict(motion_residue=s.motion_residue, subject_residue=s.subject_residue, refiner=s.refiner)
         self.embedding = (DualEmbedding.from_encoder(encoder, self.motion_form, seed=self.request.seed, **parts)
                           if any(parts.values()) else None)
@@ -128,7 +132,7 @@ class Trainer:
         pipe.text_encoder = pipe.text_encoder_2 = None
         del encoder
         gc.collect()
-        if rt.device == "cuda":
+        if rt.device == "cuda" and not s.preview_every:  # the VAE is only needed again for previews
             pipe.vae.to("cpu")
             torch.cuda.empty_cache()
 
@@ -142,7 +146,9 @@ class Trainer:
             self.spv_source = f"user folder ({len(items)} clips)"
             return [Example(x, encoder.encode(parse_roles(p, inflections(a) + [a])), True)
                     for x, (_, p, a) in zip(lat, items)]
-        prompts = default_prompts(s.spv_count, seed=0)
+        subjects = [x.strip() for x in s.spv_subjects.split(",") if x.strip()] or SUBJECTS
+        actions = [x.strip() for x in s.spv_actions.split(",") if x.strip()] or ACTIONS
+        prompts = default_prompts(s.spv_count, seed=0, subjects=subjects, actions=actions)
         encoded = {p: encoder.encode(parse_roles(p, [a])) for p, a in prompts}
 
         def encode(prompt, action):
@@ -175,13 +181,28 @@ class Trainer:
             transformer.requires_grad_(False)
         return groups, named
 
+    def _accelerator(self):
+        """accelerate places the modules and, under ``accelerate launch``, runs data-parallel over GPUs.
+        Unused-parameter detection is on because SPV steps leave the motion path and the adapter without
+        gradients."""
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        return Accelerator(mixed_precision="bf16" if self.runtime.autocast else "no", cpu=self.runtime.device == "cpu",
+                           kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+
     def run(self) -> dict:
-        s, rt, request, reporter = self.s, self.runtime, self.request, self.reporter
+        s, rt, request = self.s, self.runtime, self.request
+        accelerator = self._accelerator()
+        main = accelerator.is_main_process
+        reporter = self.reporter if main else Reporter()
         transformer = self.pipe.transformer
         groups, named = self._trainables()
         params = [p for g in groups.values() for p in g]
         if not params:
             raise UsageError("nothing to train: every part of the method is switched off")
+        for p in params:  # trainable weights stay float32 even when the frozen base computes in bf16
+            p.data = p.data.float()
         if s.gradient_checkpointing == "on" or (s.gradient_checkpointing == "auto" and rt.device == "cuda"):
             transformer.enable_gradient_checkpointing()
         spv_frozen = {id(p) for p in groups["motion"] + groups["adapter"]}
@@ -190,25 +211,31 @@ class Trainer:
         optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
         warmup = max(1, min(100, s.steps // 10))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
-        generator = torch.Generator().manual_seed(request.seed)
-        start = 0
-        losses: list[float] = []
+        # Every random draw of the loop comes from this generator (checkpointed); each process gets its own.
+        generator = torch.Generator().manual_seed(request.seed + accelerator.process_index)
+        start, losses = 0, []
         if request.resume and checkpoint.exists(request.run_dir):
             state = checkpoint.load(request.run_dir, trainables=named, optimizer=optimizer, scheduler=scheduler,
                                     generator=generator)
             start, losses = state["step"], state.get("losses", [])
             reporter.message(f"resuming {request.motion} at step {start}/{s.steps}")
-        device = torch.device(rt.device)
+        modules = [transformer] + ([self.embedding] if self.embedding is not None else [])
+        prepared = accelerator.prepare(*modules, optimizer)
+        model, optimizer = prepared[0], prepared[-1]
+        embedding = prepared[1] if self.embedding is not None else None
+        device = accelerator.device
         user = [(e.latents.to(device), e) for e in self.user]
         spv = [(e.latents.to(device), e) for e in self.spv]
-        transformer.train()
+        model.train()
         t0 = time.perf_counter()
         done, in_step, step_state = start, False, None
 
         def save(step):
-            return checkpoint.save(request.run_dir, step=step, trainables=named, optimizer=optimizer,
-                                   scheduler=scheduler, generator=generator,
-                                   extra={"losses": losses, "settings": s.to_dict()})
+            if main:
+                return checkpoint.save(request.run_dir, step=step, trainables=named, optimizer=optimizer,
+                                       scheduler=scheduler, generator=generator,
+                                       extra={"losses": losses, "settings": s.to_dict()})
+            return request.run_dir / "checkpoint"
 
         with _StopFlag() as stop:
             reporter.stage("train", total=s.steps, done=start)  # after the handler: Ctrl-C from here is saved
@@ -219,22 +246,24 @@ class Trainer:
                     pool = spv if use_spv else user
                     x0, ex = pool[int(torch.randint(len(pool), (1,), generator=generator))]
                     p = ex.prompt.to(device)
-                    if self.embedding is not None:
-                        embeds, mask = self.embedding(p.embeds, p.mask, p.spans, motion_stop_grad=use_spv)
+                    if embedding is not None:
+                        embeds, mask = embedding(p.embeds, p.mask, p.spans, motion_stop_grad=use_spv)
                     else:
                         embeds, mask = p.embeds, p.mask
-                    loss = flow_matching_loss(transformer, x0, p, embeds, mask, generator, shift=self.shift,
+                    loss = flow_matching_loss(model, x0, p, embeds, mask, generator, shift=self.shift,
                                               guidance=s.guidance, autocast=rt.autocast)
                     if not torch.isfinite(loss):
                         raise UsageError(f"the loss became {loss.item()} at step {step + 1}",
                                          hint="lower the learning rate (-O lr=...) and start again")
                     # With only a motion path switched on, an SPV step has nothing left to train.
                     if loss.requires_grad:
-                        loss.backward()
+                        accelerator.backward(loss)
                         if use_spv:  # the embedding-exclusive rule: only the subject path learns from SPV
                             for q in params:
                                 if id(q) in spv_frozen:
                                     q.grad = None
+                        if s.max_grad_norm > 0:
+                            accelerator.clip_grad_norm_([q for q in params if q.grad is not None], s.max_grad_norm)
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
                     scheduler.step()
@@ -243,6 +272,10 @@ class Trainer:
                     reporter.advance(1, loss=_ema(losses), spv=float(use_spv))
                     if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
                         reporter.artifact("checkpoint", str(save(done)))
+                    if s.preview_every and done % s.preview_every == 0 and main:
+                        self.last_preview = self._preview(done)
+                        reporter.artifact("preview", str(self.last_preview))
+                        model.train()
                     if stop.requested:
                         raise KeyboardInterrupt
             except KeyboardInterrupt:
@@ -251,13 +284,36 @@ class Trainer:
                 path = save(done)
                 reporter.close()
                 raise Interrupted(f"interrupted at step {done}/{s.steps}; checkpoint saved in {path}",
-                                  hint=f"continue with the same command plus --resume") from None
+                                  hint="continue with the same command plus --resume") from None
         reporter.close()
         train_s = time.perf_counter() - t0
-        transformer.eval()
+        accelerator.wait_for_everyone()
+        self.pipe.transformer = accelerator.unwrap_model(model)
+        if embedding is not None:
+            self.embedding = accelerator.unwrap_model(embedding)
+        self.pipe.transformer.eval()
         self.timings.update(train_s=round(train_s, 2),
                             steps_per_s=round((s.steps - start) / train_s, 3) if train_s > 0 else None)
-        return self._write(losses)
+        return self._write(losses) if main else {}
+
+    def _preview(self, step: int) -> Path:
+        """A short sample of the motion on a subject the clips never showed, with the weights of ``step``."""
+        from synmotion_cli import media
+
+        from .sampling import sample
+
+        s, p = self.s, self.preview_prompt
+        transformer = self.pipe.transformer
+        transformer.eval()
+        with torch.no_grad():
+            embeds, mask = (self.embedding(p.embeds.to(transformer.device), p.mask.to(transformer.device), p.spans)
+                            if self.embedding is not None else (p.embeds, p.mask))
+        frames = sample(self.pipe, embeds, mask, p.pooled, height=s.height, width=s.width, frames=s.frames,
+                        steps=s.preview_steps, guidance=s.preview_guidance, seed=self.request.seed)
+        path = (self.request.preview_dir or self.request.run_dir / "previews") / f"step-{step:06d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return media.write_mp4(frames, path, fps=s.fps, metadata={"synmotion_prompt": p.text,
+                                                                  "synmotion_step": str(step)})
 
     def _write(self, losses) -> dict:
         s, out = self.s, self.request.work_dir
@@ -269,6 +325,9 @@ class Trainer:
             variant["embedding_config"] = self.embedding.config.to_dict()
         if s.adapter:
             files["t2v/lora.safetensors"] = save_lora(self.pipe.transformer, out / "lora.safetensors")
+        if self.last_preview is not None:
+            files["t2v/preview.mp4"] = self.last_preview
+            variant["preview"] = "t2v/preview.mp4"
             variant["lora"] = "t2v/lora.safetensors"
             variant["adapter_config"] = AdapterConfig(rank=s.rank, streams=s.streams).to_dict()
         every = max(1, len(losses) // 50)
