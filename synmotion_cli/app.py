@@ -90,9 +90,24 @@ def _is_click_exception(e: BaseException) -> bool:
     return hasattr(e, "show") and hasattr(e, "exit_code") and type(e).__name__ not in ("Exit",)
 
 
+GLOBAL_FLAGS = {"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose"}
+
+
+def _hoist_global_flags(argv: list[str]) -> list[str]:
+    """Accept `-q`/`-v` anywhere (`synmotion learn … -q`), not only before the command name."""
+    if "--" in argv:
+        cut = argv.index("--")
+        head, tail = argv[:cut], argv[cut:]
+    else:
+        head, tail = argv, []
+    flags = [a for a in head if a in GLOBAL_FLAGS]
+    return flags + [a for a in head if a not in GLOBAL_FLAGS] + tail
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: runs the app and maps every failure to one line on stderr and an exit code."""
     command = typer.main.get_command(app)
+    argv = _hoist_global_flags(list(sys.argv[1:] if argv is None else argv))
     try:
         result = command.main(args=argv, prog_name="synmotion", standalone_mode=False)
         code = result if isinstance(result, int) else 0

@@ -236,3 +236,42 @@ def test_previews_and_diffusers_lora_export(capsys, tmp_path, tiny_dir, clips):
     pipe = HunyuanVideoPipeline.from_pretrained(tiny_dir)
     pipe.load_lora_weights(str(tmp_path), weight_name=lora.name, adapter_name="clap")
     assert any("lora_A" in n for n, _ in pipe.transformer.named_parameters())
+
+
+def test_two_packs_with_weights_and_user_spv_folder(capsys, tmp_path, tiny_dir, clips):
+    """Two packs combine (one embedding, both adapters); `--spv DIR` replaces the synthesized SPV set."""
+    spv = tmp_path / "spv"
+    spv.mkdir()
+    media.write_mp4(moving_square(12, 48, 64), spv / "a_cat_runs.mp4", fps=8)
+    media.write_mp4(moving_square(12, 48, 64, step=2), spv / "a dog jumps.mp4", fps=8)
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "4", "--spv", spv, "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)["manifest"]["data"]
+    assert data["spv_videos"] == 2 and data["spv_source"].startswith("user folder")
+    assert run(capsys, "learn", "wave", clips, "--base", tiny_dir, "--steps", "2").code == 0
+
+    out = tmp_path / "both.mp4"
+    r = run(capsys, "gen", "a fox claps", "--pack", "clap:0.8", "--pack", "wave:0.5", "--base", tiny_dir,
+            "--seed", "1", "-o", out, "--json")
+    assert r.code == 0, r.err
+    meta = json.loads(r.out)["metadata"]
+    assert meta["embedding_from"] == "clap:latest" and meta["adapters"] == "2"
+    assert "clap:latest@" in meta["packs"] and ":0.8" in meta["packs"] and ":0.5" in meta["packs"]
+    assert "wave" in r.err and "adapter only" in r.err
+
+    bad = tmp_path / "spv-bad"
+    bad.mkdir()
+    media.write_mp4(moving_square(12, 48, 64), bad / "something.mp4", fps=8)
+    r = run(capsys, "learn", "clap:v2", clips, "--base", tiny_dir, "--steps", "2", "--spv", bad)
+    assert r.code == 2 and "something.mp4" in r.err
+
+
+def test_manifest_names_every_file_it_stores(capsys, tiny_dir, clips):
+    """Each stored file is referenced by its variant, so generation finds it (a pack with an unreferenced
+    LoRA would silently generate without its adapter)."""
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2", "--json")
+    manifest = json.loads(r.out)["manifest"]
+    variant = manifest["variants"]["t2v"]
+    referenced = {variant[k] for k in ("embedding", "lora", "preview") if variant.get(k)}
+    assert referenced == set(manifest["files"])
+    assert variant["adapter_config"]["rank"] == 4

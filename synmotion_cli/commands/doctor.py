@@ -74,7 +74,7 @@ def _bases() -> list[dict]:
         snapshots = sorted((folder / "snapshots").glob("*")) if folder.is_dir() else []
         rows.append(_check(f"base {repo}", bool(snapshots),
                            f"cached ({len(snapshots)} snapshot(s)) in {folder}" if snapshots else f"not in {cache}",
-                           f"huggingface-cli download {repo} (on a machine with network), or pass --base DIR",
+                           f"hf download {repo} (on a machine with network), or pass --base DIR",
                            required=False))
     return rows
 

@@ -90,7 +90,7 @@ def resolve(spec: str | None, *, i2v: bool = False) -> BaseSpec:
     if snapshot is None:
         raise NotFoundError(
             f"the weights of {name} are not in the Hugging Face cache",
-            hint=f"on a machine with network run `huggingface-cli download {name}` (or copy the cache), "
+            hint=f"on a machine with network run `hf download {name}` (or copy the cache), "
                  f"or pass --base DIR for a local copy")
     fp, sizes = _fingerprint(snapshot)
     return BaseSpec(name, snapshot, fp, sizes)

@@ -19,31 +19,39 @@ from .text_encoding import PromptEncoder
 
 
 def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, variant="t2v"):
-    """Prompt embeddings with the packs' embedding modules applied; returns (embeds, mask, pooled, text, used)."""
+    """Prompt embeddings with a pack's embedding module applied; returns (embeds, mask, pooled, text, used).
+
+    The first pack whose motion is in the prompt lends its embedding; every other pack with an embedding is
+    told (adapter only). If packs carry embeddings but none finds its motion, the prompt is malformed.
+    """
     text = compose(prompt, style, background)
-    first_error = None
+    chosen, first_error = None, None
     for pack in packs:
         v = pack.manifest["variants"][variant]
         if not v.get("embedding"):
             continue
         triggers = pack.manifest["motion"]["trigger_words"]
-        try:
-            roles = parse_roles(prompt, triggers, style=style, background=background)
-        except UsageError as e:
-            first_error = first_error or e
-            reporter.message(f"pack {pack.name}: its motion ({', '.join(triggers[:3])}) is not in the prompt; "
-                             "using its adapter only")
-            continue
-        encoded = encoder.encode(roles)
-        module = DualEmbedding.load(pack.files[v["embedding"]])
-        module.to(encoded.embeds.device)
-        with torch.no_grad():
-            embeds, mask = module(encoded.embeds.float(), encoded.mask, encoded.spans, scale=pack.weight)
-        return embeds, mask, encoded.pooled, roles.text, pack.name
-    if first_error is not None:  # packs with embeddings need the prompt's roles; none could be found
-        raise first_error
-    encoded = encoder.encode(text)
-    return encoded.embeds, encoded.mask, encoded.pooled, text, None
+        if chosen is None:
+            try:
+                chosen = (pack, v, parse_roles(prompt, triggers, style=style, background=background))
+                continue
+            except UsageError as e:
+                first_error = first_error or e
+        reporter.message(f"pack {pack.name}: "
+                         + ("one motion per prompt" if chosen else f"its motion ({', '.join(triggers[:3])}) is not in the prompt")
+                         + "; using its adapter only")
+    if chosen is None:
+        if first_error is not None:
+            raise first_error
+        encoded = encoder.encode(text)
+        return encoded.embeds, encoded.mask, encoded.pooled, text, None
+    pack, v, roles = chosen
+    encoded = encoder.encode(roles)
+    module = DualEmbedding.load(pack.files[v["embedding"]])
+    module.to(encoded.embeds.device)
+    with torch.no_grad():
+        embeds, mask = module(encoded.embeds.float(), encoded.mask, encoded.spans, scale=pack.weight)
+    return embeds, mask, encoded.pooled, roles.text, pack.name
 
 
 def apply_loras(pipe, packs, variant="t2v") -> list[str]:

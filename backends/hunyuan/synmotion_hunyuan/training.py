@@ -325,11 +325,11 @@ class Trainer:
             variant["embedding_config"] = self.embedding.config.to_dict()
         if s.adapter:
             files["t2v/lora.safetensors"] = save_lora(self.pipe.transformer, out / "lora.safetensors")
+            variant["lora"] = "t2v/lora.safetensors"
+            variant["adapter_config"] = AdapterConfig(rank=s.rank, streams=s.streams).to_dict()
         if self.last_preview is not None:
             files["t2v/preview.mp4"] = self.last_preview
             variant["preview"] = "t2v/preview.mp4"
-            variant["lora"] = "t2v/lora.safetensors"
-            variant["adapter_config"] = AdapterConfig(rank=s.rank, streams=s.streams).to_dict()
         every = max(1, len(losses) // 50)
         return {
             "files": files,
