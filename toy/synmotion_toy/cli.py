@@ -1,0 +1,120 @@
+"""`synmotion toy …`: the toy world's commands, added to the root app through the
+``synmotion.commands`` entry point. Rendering modules load only when a command runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Optional
+
+import typer
+from synmotion_cli.commands._common import JSON, out
+
+HELP = """The toy world: small articulated characters (a person, a panda, a zebra …) doing motions, on
+backgrounds, in styles; rendered procedurally, so a video model can be trained and judged on any CPU.
+
+[bold]Examples[/bold]
+
+  synmotion toy list
+
+  synmotion toy clips clap ./clips -n 8                    [dim]# 8 clips of a person clapping[/dim]
+
+  synmotion toy clips wave ./fox --subject fox --background night --style pixel
+"""
+
+toy_app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode="rich")
+
+
+def register(app: typer.Typer) -> None:
+    """Entry point of ``synmotion.commands``: adds `synmotion toy` to the root app."""
+    app.add_typer(toy_app, name="toy", help=HELP,
+                  short_help="The toy world: list its subjects and motions, render example clips.")
+
+
+def _size(text: str) -> tuple[int, int]:
+    from synmotion_cli.errors import UsageError
+
+    from .world.render import MAX_SIDE
+
+    m = re.fullmatch(r"\s*(\d+)\s*(?:x\s*(\d+))?\s*", text)
+    if not m:
+        raise UsageError(f"bad --size {text!r}", hint="write HEIGHTxWIDTH, e.g. --size 64x64")
+    height = int(m.group(1))
+    width = int(m.group(2) or height)
+    if not (16 <= height <= MAX_SIDE and 16 <= width <= MAX_SIDE):
+        raise UsageError(f"--size {text} is out of range", hint=f"use 16 to {MAX_SIDE} pixels a side, e.g. --size 128x128")
+    return height, width
+
+
+@toy_app.command("clips", no_args_is_help=True)
+def clips(
+    motion: str = typer.Argument(..., help="Motion to render, e.g. clap, walk, sit-down (see `synmotion toy list`)."),
+    out_dir: Path = typer.Argument(..., help="Folder to write the clips and contact-sheet.png into."),
+    count: int = typer.Option(8, "-n", "--count", min=1, max=1000, help="How many clips."),
+    subject: str = typer.Option("person", "--subject", "-s", help="Who moves, e.g. person, zebra, robot."),
+    background: Optional[str] = typer.Option(None, "--background", "-b", help="grass, night, snow or beach."),
+    style: Optional[str] = typer.Option(None, "--style", help="cut-paper, pixel or sketch."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the set; clip i uses seed*1000+i."),
+    size: str = typer.Option("64x64", "--size", help="HEIGHTxWIDTH in pixels."),
+    frames: int = typer.Option(17, "--frames", min=1, max=1000, help="Frames per clip."),
+    fps: float = typer.Option(8.0, "--fps", min=0.1, max=120.0, help="Frames per second."),
+    force: bool = typer.Option(False, "--force", help="Overwrite clips already in the folder."),
+    json_out: bool = JSON,
+) -> None:
+    """Render example clips of a subject doing a motion, plus a contact sheet; prints the folder.
+
+    Each clip has its own random placement, size, speed and phase; the contact sheet shows one clip per row.
+
+    Example: synmotion toy clips clap ./clips -n 8 --subject panda --style sketch
+    """
+    from .clips import write_clips
+
+    o = out(json_out)
+    height, width = _size(size)
+    result = write_clips(motion, out_dir, count=count, subject=subject, background=background, style=style,
+                         seed=seed, height=height, width=width, frames=frames, fps=fps, force=force)
+    o.info(f'wrote {len(result.clips)} clips of "{result.prompt}" ({frames} frames, {height}x{width}, {fps:g} fps) '
+           f"and {result.sheet.name}")
+    data = {"folder": str(result.folder), "motion": result.motion, "subject": result.subject, "prompt": result.prompt,
+            "clips": [str(p) for p in result.clips], "seeds": result.seeds, "sheet": str(result.sheet),
+            "frames": frames, "height": height, "width": width, "fps": fps}
+    o.emit(data, lambda c: c.print(str(result.folder), markup=False, highlight=False))
+
+
+@toy_app.command("list")
+def list_(json_out: bool = JSON) -> None:
+    """List the toy world's subjects, motions, backgrounds and styles.
+
+    Base motions are those the toy base is trained on; custom motions it never sees.
+
+    Example: synmotion toy list --json
+    """
+    from .world import BACKGROUNDS, STYLES, SUBJECTS, load_motions
+
+    o = out(json_out)
+    motions = load_motions()
+    data = {
+        "subjects": [{"name": k, "phrase": s.phrase} for k, s in SUBJECTS.items()],
+        "motions": [{"name": k, "set": m.set, "verb": m.verb, "third_person": m.third_person,
+                     "duration": m.duration, "cyclic": m.cyclic, "description": m.description, "source": m.source}
+                    for k, m in motions.items()],
+        "backgrounds": [{"name": k, "phrase": p} for k, p in BACKGROUNDS.items()],
+        "styles": [{"name": k, "phrase": p} for k, p in STYLES.items()],
+    }
+
+    def render(console):
+        from rich.markup import escape
+        from rich.table import Table
+
+        console.print("[bold]subjects[/bold]  " + escape(", ".join(s["name"] for s in data["subjects"])))
+        table = Table(box=None, header_style="bold")
+        for col in ("MOTION", "SET", "PROMPT", "SECONDS", "MOVEMENT"):
+            table.add_column(col)
+        for m in data["motions"]:
+            table.add_row(escape(m["name"]), m["set"], escape(f"… {m['third_person']}"),
+                          f"{m['duration']:g}" + ("" if m["cyclic"] else " once"), escape(m["description"]))
+        console.print(table)
+        console.print("[bold]backgrounds[/bold]  " + escape(", ".join(f"{b['name']} ({b['phrase']})" for b in data["backgrounds"])))
+        console.print("[bold]styles[/bold]  " + escape(", ".join(f"{s['name']} ({s['phrase']})" for s in data["styles"])))
+
+    o.emit(data, render)
