@@ -45,7 +45,7 @@ def learn(
     force: bool = typer.Option(False, "--force", help="Replace an existing pack of the same name:tag."),
     json_out: bool = JSON,
 ) -> None:
-    from .. import media
+    from .. import config, media
     from ..backend import CAP_LEARN, LearnRequest
     from ..errors import MediaError, NotFoundError, UsageError
     from ..paths import cache_dir, runs_dir
@@ -78,6 +78,9 @@ def learn(
         e.hint = "remove or replace the clips named: each must be a video or a folder of frames that ffmpeg reads"
         raise
 
+    base, base_source = config.setting("base", base, env="SYNMOTION_BASE")
+    if base is not None and base_source != "command line":
+        o.info(f"base: {base} (from {base_source})")
     backend = select_backend(backend_name, CAP_LEARN)
     raise_for_problems(backend.check(base))
     options = parse_options(option)

@@ -41,7 +41,7 @@ class HunyuanBackend:
         from . import bases
 
         try:
-            spec = bases.resolve(base)
+            spec = bases.resolve(base or bases.choose_default()[0])
         except SynMotionError as e:
             return [Problem(e.message, e.hint or "", exit_code=e.exit_code)]
         import torch
@@ -66,7 +66,12 @@ class HunyuanBackend:
 
             raise UsageError("this version of the hunyuan backend learns text-to-video packs only",
                              hint="drop --i2v")
-        base = bases.resolve(request.base)
+        if request.base is None:
+            name, why = bases.choose_default()
+            reporter.message(f"base: {name} ({why}; choose another with --base or `base = …` in the config file)")
+            base = bases.resolve(name)
+        else:
+            base = bases.resolve(request.base)
         base_cfg = bases.read_synmotion_config(base.path)
         overrides = dict(request.options)
         if request.steps is not None:
@@ -79,7 +84,7 @@ class HunyuanBackend:
         trainer = Trainer(pipe, base, runtime, settings, request, reporter, base_cfg)
         trainer.prepare()
         result = trainer.run()
-        triggers = list(dict.fromkeys([request.motion, *inflections(request.motion), *request.trigger_words]))
+        triggers = list(dict.fromkeys(w for t in [*request.trigger_words, request.motion] for w in [t, *inflections(t)]))
         manifest = {
             "kind": KIND,
             "backend": self.name,
@@ -112,7 +117,7 @@ class HunyuanBackend:
         for pack in request.packs:
             if pack.manifest.get("kind") != KIND or "t2v" not in pack.manifest.get("variants", {}):
                 raise UsageError(f"pack {pack.name} has no text-to-video variant for the hunyuan backend")
-        base = bases.resolve(request.base or _pack_base(request.packs))
+        base = bases.resolve(request.base or _pack_base(request.packs) or bases.choose_default()[0])
         for pack in request.packs:
             recorded = pack.manifest.get("base", {}).get("fingerprint")
             if recorded and recorded != base.fingerprint:
@@ -137,14 +142,20 @@ class HunyuanBackend:
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
         embeds, mask, pooled, text, used = encode_with_packs(encoder, request.prompt, request.style,
                                                              request.background, request.packs, reporter)
+        negative = None
+        if settings.true_cfg_scale > 1:  # classifier-free guidance against the empty prompt
+            empty = encoder.encode("")
+            negative = (empty.embeds, empty.mask, empty.pooled)
         adapters = apply_loras(pipe, request.packs)
         reporter.stage("sample", total=None)
         t0 = time.perf_counter()
         frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
-                        frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed)
+                        frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed,
+                        negative=negative, true_cfg_scale=settings.true_cfg_scale)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
         return GenResult(frames=frames, fps=settings.fps, metadata={
             "prompt": text, "base": base.id, "base_fingerprint": base.fingerprint, "backend": self.name,
-            "steps": settings.steps, "guidance": settings.guidance, "embedding_from": used or "",
+            "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
+            "embedding_from": used or "",
             "adapters": len(adapters)})  # no timings: the same seed and packs must give the same file

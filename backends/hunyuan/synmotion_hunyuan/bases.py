@@ -74,9 +74,68 @@ def _fingerprint(path: Path) -> tuple[str, dict]:
     return h.hexdigest()[:16], sizes
 
 
+BASES_GROUP = "synmotion.bases"
+# A CUDA device with at least this much memory counts as capable of the full-size base.
+CAPABLE_GPU_BYTES = 40 * 1024**3
+
+
+def named_bases() -> dict:
+    """Bases that installed distributions register by name (the toy world registers ``toy``)."""
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=BASES_GROUP)}
+
+
+def _named_path(name: str) -> Path | None:
+    ep = named_bases().get(name)
+    if ep is None:
+        return None
+    try:
+        return Path(ep.load()())
+    except Exception as e:  # a broken plugin: say which
+        raise NotFoundError(f"base {name!r} is registered by an installed plugin that failed to load: {e}",
+                            hint="reinstall the plugin that provides it") from e
+
+
+def choose_default(*, i2v: bool = False) -> tuple[str, str]:
+    """The base to use when none is configured, and why: HunyuanVideo when its weights are cached and a
+    capable GPU is present, else the toy base when installed, else HunyuanVideo (which will then say what
+    is missing)."""
+    real = DEFAULT_I2V if i2v else DEFAULT_T2V
+    cached = _local_snapshot(real) is not None
+    gpu = _capable_gpu()
+    if cached and gpu:
+        return real, f"its weights are cached and {gpu} is present"
+    toy = "toy-i2v" if i2v else "toy"
+    if toy in named_bases():
+        why = "no capable GPU" if cached else f"{real} is not in the Hugging Face cache"
+        return toy, f"{why}; the toy base runs anywhere"
+    return real, "the default base"
+
+
+def _capable_gpu() -> str | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            if props.total_memory >= CAPABLE_GPU_BYTES:
+                return props.name
+    except Exception:
+        return None
+    return None
+
+
 def resolve(spec: str | None, *, i2v: bool = False) -> BaseSpec:
     """Find the base on disk. Raises NotFoundError with what to do next when it is absent."""
     name = spec or (DEFAULT_I2V if i2v else DEFAULT_T2V)
+    named = _named_path(name) if "/" not in name and not Path(name).expanduser().exists() else None
+    if named is not None:
+        if not (named / "model_index.json").is_file():
+            raise NotFoundError(f"base {name!r} has no weights at {named}",
+                                hint="train it (e.g. `synmotion toy train-base`) or reinstall the package providing it")
+        fp, sizes = _fingerprint(named)
+        return BaseSpec(name, named.resolve(), fp, sizes)
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "model_index.json").is_file():

@@ -68,13 +68,26 @@ def apply_loras(pipe, packs, variant="t2v") -> list[str]:
     return names
 
 
-def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed) -> np.ndarray:
-    """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3)."""
+def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
+           true_cfg_scale: float = 1.0, output_type: str = "np"):
+    """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3), or latents.
+
+    ``negative`` (embeds, mask, pooled) with ``true_cfg_scale`` > 1 adds classifier-free guidance; bases
+    trained with prompt dropout (the toy base) need it, guidance-distilled ones (HunyuanVideo) do not.
+    """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     generator = torch.Generator("cpu").manual_seed(seed)
+    extra = {}
+    if negative is not None and true_cfg_scale > 1:
+        n_embeds, n_mask, n_pooled = negative
+        extra = dict(negative_prompt_embeds=n_embeds.to(device, dtype), negative_prompt_attention_mask=n_mask.to(device),
+                     negative_pooled_prompt_embeds=n_pooled.to(device, dtype), true_cfg_scale=true_cfg_scale)
     with torch.no_grad():
         out = pipe(prompt_embeds=embeds.to(device, dtype), prompt_attention_mask=mask.to(device),
                    pooled_prompt_embeds=pooled.to(device, dtype), height=height, width=width, num_frames=frames,
-                   num_inference_steps=steps, guidance_scale=guidance, generator=generator, output_type="np").frames
+                   num_inference_steps=steps, guidance_scale=guidance, generator=generator,
+                   output_type=output_type, **extra).frames
+    if output_type == "latent":
+        return out
     video = np.asarray(out[0], dtype=np.float32)
     return (np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

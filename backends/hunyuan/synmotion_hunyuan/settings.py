@@ -34,12 +34,14 @@ class LearnSettings:
     spv_count: int = 24
     spv_steps: int = 30
     spv_guidance: float = 6.0
+    spv_true_cfg_scale: float = 1.0
     guidance: float = 1.0            # embedded guidance during training (HunyuanVideo is guidance-distilled)
     max_grad_norm: float = 1.0      # 0 turns clipping off
     checkpoint_every: int = 100
     preview_every: int = 0           # write a preview video every N steps (0: never)
     preview_steps: int = 30
     preview_guidance: float = 6.0
+    preview_true_cfg_scale: float = 1.0
     spv_subjects: str = ""           # comma-separated SPV subjects ("a cat, a dog"); empty: the built-in list
     spv_actions: str = ""            # comma-separated SPV actions ("run, walk"); empty: the built-in list
     gradient_checkpointing: str = "auto"   # "auto" (on with CUDA) | "on" | "off"
@@ -71,7 +73,8 @@ class LearnSettings:
 @dataclass(frozen=True)
 class GenSettings:
     steps: int = 30
-    guidance: float = 6.0
+    guidance: float = 6.0            # HunyuanVideo's embedded (distilled) guidance
+    true_cfg_scale: float = 1.0      # > 1: classifier-free guidance against the empty prompt
     height: int = 320
     width: int = 512
     frames: int = 33

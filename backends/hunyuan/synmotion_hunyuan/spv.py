@@ -43,7 +43,7 @@ def _cache_key(base_fingerprint, prompt, height, width, frames, steps, seed) -> 
 
 
 def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, base_fingerprint, cache_dir: Path,
-               encode_prompt, reporter=None) -> list[SPVItem]:
+               encode_prompt, reporter=None, negative=None, true_cfg_scale: float = 1.0) -> list[SPVItem]:
     """Generate (or load from the cache) one latent video per prompt with the frozen base.
 
     ``encode_prompt(prompt, action)`` returns (embeds, mask, pooled) for the base: the same encoder the
@@ -57,19 +57,17 @@ def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, b
     if reporter:
         reporter.stage("subject-prior videos", total=len(prompts))
     for i, (prompt, action) in enumerate(prompts):
-        path = cache_dir / f"{_cache_key(base_fingerprint, prompt, height, width, frames, steps, seed + i)}.safetensors"
+        key = _cache_key(base_fingerprint, prompt, height, width, frames, [steps, guidance, true_cfg_scale], seed + i)
+        path = cache_dir / f"{key}.safetensors"
         if path.is_file():
             latents = load_file(str(path))["latents"]
         else:
+            from .sampling import sample
+
             embeds, mask, pooled = encode_prompt(prompt, action)
-            device = pipe.transformer.device
-            generator = torch.Generator("cpu").manual_seed(seed + i)
-            with torch.no_grad():
-                latents = pipe(prompt_embeds=embeds.to(device, pipe.transformer.dtype),
-                               prompt_attention_mask=mask.to(device),
-                               pooled_prompt_embeds=pooled.to(device, pipe.transformer.dtype),
-                               height=height, width=width, num_frames=frames, num_inference_steps=steps,
-                               guidance_scale=guidance, generator=generator, output_type="latent").frames
+            latents = sample(pipe, embeds, mask, pooled, height=height, width=width, frames=frames, steps=steps,
+                             guidance=guidance, seed=seed + i, negative=negative, true_cfg_scale=true_cfg_scale,
+                             output_type="latent")
             latents = latents.float().cpu()
             tmp = path.with_suffix(".tmp")
             save_file({"latents": latents.contiguous()}, str(tmp), metadata={"prompt": prompt, "action": action})

@@ -28,6 +28,7 @@ HIDDEN_LAYERS_TO_SKIP = 2     # the pipeline takes hidden_states[-3]
 class PromptTemplate:
     template: str             # contains one "{}" where the prompt goes
     crop_start: int           # tokens before the prompt, BOS included
+    max_sequence_length: int = 256   # prompt tokens kept after the crop (small bases use fewer)
 
 
 def load_prompt_template(base: str | Path | None = None) -> PromptTemplate:
@@ -36,7 +37,8 @@ def load_prompt_template(base: str | Path | None = None) -> PromptTemplate:
         path = Path(base) / TEMPLATE_FILE
         if path.is_file():
             info = json.loads(path.read_text())
-            return PromptTemplate(info["prompt_template"], int(info["crop_start"]))
+            return PromptTemplate(info["prompt_template"], int(info["crop_start"]),
+                                  int(info.get("max_sequence_length", MAX_SEQUENCE_LENGTH)))
     from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 
     return PromptTemplate(DEFAULT_PROMPT_TEMPLATE["template"], REAL_CROP_START)
@@ -87,12 +89,12 @@ class PromptEncoder:
 
     @classmethod
     def from_pipeline(cls, pipe, base: str | Path | None = None, template: PromptTemplate | None = None,
-                      max_sequence_length: int = MAX_SEQUENCE_LENGTH) -> PromptEncoder:
+                      max_sequence_length: int | None = None) -> PromptEncoder:
         if template is None:
             base = base if base is not None else getattr(pipe.config, "_name_or_path", None)
             template = load_prompt_template(base)
         return cls(pipe.tokenizer, pipe.text_encoder, pipe.tokenizer_2, pipe.text_encoder_2, template,
-                   max_sequence_length)
+                   max_sequence_length or template.max_sequence_length)
 
     @property
     def pipeline_template(self) -> dict:

@@ -46,8 +46,11 @@ def _corpus(template: str) -> list[str]:
     return (lines + ["system", "user", "assistant"]) * 8 + [" " + " ".join(_WORDS)] * 2
 
 
-def build_llama_tokenizer(template: str):
-    """Byte-level BPE (vocab 512) with llama-3's special tokens and BOS post-processor, padding on the right."""
+def build_llama_tokenizer(template: str, corpus: list[str] | None = None, vocab_size: int = 512):
+    """Byte-level BPE with llama-3's special tokens and BOS post-processor, padding on the right.
+
+    Byte-level means any text encodes (no unknown token); ``corpus`` only decides which words take few tokens.
+    """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -55,10 +58,10 @@ def build_llama_tokenizer(template: str):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=512, special_tokens=LLAMA_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab_size, special_tokens=LLAMA_SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(_corpus(template), trainer)
+    tok.train_from_iterator(corpus if corpus is not None else _corpus(template), trainer)
     bos = "<|begin_of_text|>"
     tok.post_processor = processors.Sequence([
         processors.ByteLevel(trim_offsets=False),

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from synmotion_cli.errors import Interrupted, UsageError
 from synmotion_cli.paths import cache_dir
-from synmotion_cli.prompts import inflections, parse_roles, third_person
+from synmotion_cli.prompts import inflections, parse_roles
 from synmotion_cli.reporting import Reporter
 
 from . import checkpoint
@@ -99,8 +99,10 @@ class Trainer:
         self.pipe, self.base, self.runtime, self.s = pipe, base, runtime, settings
         self.request, self.reporter = request, reporter
         self.shift = float(pipe.scheduler.config.get("shift", 7.0))
-        self.motion_form = third_person(request.motion.split()[0]) + request.motion[len(request.motion.split()[0]):]
-        self.triggers = [request.motion, *request.trigger_words]
+        # The clips are "a person <motion>": the first trigger phrase if given ("do a handstand"), else the name.
+        verb = request.trigger_words[0] if request.trigger_words else request.motion
+        self.motion_form = inflections(verb)[1]         # "claps", "does a handstand"
+        self.triggers = [verb, request.motion, *request.trigger_words[1:]]
         self.timings: dict[str, float] = {}
         self.last_preview: Path | None = None
         self.template_info = synmotion_config
@@ -113,6 +115,7 @@ class Trainer:
         encoder = PromptEncoder.from_pipeline(pipe, self.base.path)
         self.user_prompt = encoder.encode(parse_roles(f"{USER_SUBJECT} {self.motion_form}", self.triggers))
         self.preview_prompt = encoder.encode(parse_roles(f"{PREVIEW_SUBJECT} {self.motion_form}", self.triggers))
+        self.empty_prompt = encoder.encode("")
         parts = dict(motion_residue=s.motion_residue, subject_residue=s.subject_residue, refiner=s.refiner)
         self.embedding = (DualEmbedding.from_encoder(encoder, self.motion_form, seed=self.request.seed, **parts)
                           if any(parts.values()) else None)
@@ -156,9 +159,11 @@ class Trainer:
             return e.embeds, e.mask, e.pooled
 
         spv_cache = cache_dir() / "spv" / self.base.fingerprint / f"{s.height}x{s.width}x{s.frames}"
+        empty = encoder.encode("")
         items = synthesize(self.pipe, prompts, height=s.height, width=s.width, frames=s.frames, steps=s.spv_steps,
                            guidance=s.spv_guidance, seed=0, base_fingerprint=self.base.fingerprint,
-                           cache_dir=spv_cache, encode_prompt=encode, reporter=self.reporter)
+                           cache_dir=spv_cache, encode_prompt=encode, reporter=self.reporter,
+                           negative=(empty.embeds, empty.mask, empty.pooled), true_cfg_scale=s.spv_true_cfg_scale)
         self.spv_source = f"synthesized by the base ({len(items)} videos, cached in {spv_cache})"
         return [Example(item.latents, encoded[item.prompt], True) for item in items]
 
@@ -309,7 +314,9 @@ class Trainer:
             embeds, mask = (self.embedding(p.embeds.to(transformer.device), p.mask.to(transformer.device), p.spans)
                             if self.embedding is not None else (p.embeds, p.mask))
         frames = sample(self.pipe, embeds, mask, p.pooled, height=s.height, width=s.width, frames=s.frames,
-                        steps=s.preview_steps, guidance=s.preview_guidance, seed=self.request.seed)
+                        steps=s.preview_steps, guidance=s.preview_guidance, seed=self.request.seed,
+                        negative=(self.empty_prompt.embeds, self.empty_prompt.mask, self.empty_prompt.pooled),
+                        true_cfg_scale=s.preview_true_cfg_scale)
         path = (self.request.preview_dir or self.request.run_dir / "previews") / f"step-{step:06d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         return media.write_mp4(frames, path, fps=s.fps, metadata={"synmotion_prompt": p.text,

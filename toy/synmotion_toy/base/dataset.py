@@ -1,0 +1,47 @@
+"""The toy base's training set: every subject doing every base motion, on every background, in every style
+(and without), with random placement, scale, speed and phase. Custom motions are never rendered here."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from .architecture import FPS, FRAMES, HEIGHT, WIDTH
+
+
+@dataclass(frozen=True)
+class Item:
+    subject: str
+    motion: str
+    background: str | None
+    style: str | None
+    seed: int
+
+    @property
+    def prompt(self) -> str:
+        from ..world import prompt_for
+
+        return prompt_for(self.subject, self.motion, self.background, self.style)
+
+
+def items(count: int, seed: int, motions=None) -> list[Item]:
+    """``count`` items cycling through every combination in a seeded order, so each is covered evenly."""
+    from ..world import BACKGROUNDS, BASE_MOTIONS, STYLES, SUBJECTS
+
+    motions = list(motions or BASE_MOTIONS)
+    combos = [(s, m, b, st) for s in SUBJECTS for m in motions for b in [None, *BACKGROUNDS] for st in [None, *STYLES]]
+    rng = random.Random(seed)
+    out = []
+    while len(out) < count:
+        rng.shuffle(combos)
+        out += [Item(*c, seed=rng.randrange(2**31)) for c in combos[: count - len(out)]]
+    return out
+
+
+def render(batch: list[Item]) -> np.ndarray:
+    from ..world import render_clip
+
+    return np.stack([render_clip(i.subject, i.motion, background=i.background, style=i.style, frames=FRAMES,
+                                 fps=FPS, height=HEIGHT, width=WIDTH, seed=i.seed) for i in batch])

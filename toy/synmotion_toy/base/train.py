@@ -1,0 +1,210 @@
+"""Training the toy base, by one reproducible command (`synmotion toy train-base`).
+
+Three phases, each with a time budget so the whole run fits a small CPU machine:
+1. render the training set (base motions only);
+2. train the VAE on it (L1 + a small KL), then encode every clip once (posterior mean) and set the
+   VAE's scaling factor so latents have unit variance;
+3. train the transformer with HunyuanVideo's flow-matching objective on the cached latents and the
+   cached prompt encodings, dropping the prompt 10 % of the time (for classifier-free guidance), with an
+   exponential moving average of the weights, which is what is saved.
+The result is a normal diffusers directory plus ``synmotion.json`` (prompt template, defaults).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import architecture as arch
+from .dataset import items, render
+
+
+@dataclass
+class BaseTrainConfig:
+    out: Path
+    seed: int = 0
+    clips: int = 2880                 # two of each subject x motion x background x style combination
+    vae_minutes: float = 12.0
+    vae_batch: int = 4
+    vae_frames: int = 9               # the VAE trains on 9-frame windows (2 latent frames + the first)
+    vae_lr: float = 1e-3
+    kl_weight: float = 1e-6
+    transformer_minutes: float = 70.0
+    batch: int = 16
+    lr: float = 5e-4
+    warmup: int = 200
+    cfg_dropout: float = 0.1
+    ema: float = 0.999
+    threads: int = 2
+    log: list = field(default_factory=list)
+
+
+def _timed_loop(minutes: float, step_fn, report, name: str, max_steps: int | None = None) -> int:
+    """Run ``step_fn(step, planned)`` until the time budget is spent; the plan (for LR schedules) is made
+    from the speed of the first steps."""
+    start = time.perf_counter()
+    budget = minutes * 60
+    step, planned = 0, max_steps or 10**9
+    while time.perf_counter() - start < budget and step < planned:
+        step_fn(step, planned)
+        step += 1
+        if step == 20 and max_steps is None:
+            per_step = (time.perf_counter() - start) / 20
+            planned = max(21, int(budget / per_step))
+        if step % 50 == 0 or step == 1:
+            report(f"{name}: step {step}/{planned if planned < 10**9 else '?'} "
+                   f"({time.perf_counter() - start:.0f}s)")
+    return step
+
+
+def train_vae(vae, clips: np.ndarray, cfg: BaseTrainConfig, report) -> dict:
+    gen = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    losses = []
+
+    def step(i, planned):
+        lr = cfg.vae_lr * min(1.0, (i + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.randint(len(clips), (cfg.vae_batch,), generator=gen)
+        t0 = int(torch.randint(clips.shape[1] - cfg.vae_frames + 1, (1,), generator=gen))
+        x = torch.from_numpy(clips[idx.numpy(), t0:t0 + cfg.vae_frames]).float()
+        x = x.permute(0, 4, 1, 2, 3) / 127.5 - 1.0
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        recon = vae.decode(z).sample
+        rec = F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        loss = rec + cfg.kl_weight * posterior.kl().mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(rec))
+
+    vae.train()
+    steps = _timed_loop(cfg.vae_minutes, step, report, "vae")
+    vae.eval()
+    return {"vae_steps": steps, "vae_final_recon": float(np.mean(losses[-50:])) if losses else None}
+
+
+@torch.no_grad()
+def encode_latents(vae, clips: np.ndarray, batch: int = 8) -> torch.Tensor:
+    out = []
+    for i in range(0, len(clips), batch):
+        x = torch.from_numpy(clips[i:i + batch]).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
+        out.append(vae.encode(x).latent_dist.mode())
+    return torch.cat(out)
+
+
+def train_transformer(transformer, latents, embeds, masks, pooled, prompt_idx, empty_idx, cfg, report) -> dict:
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    params = [p for p in transformer.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    ema = copy.deepcopy(transformer).requires_grad_(False)
+    losses = []
+
+    def step(i, planned):
+        lr = cfg.lr * min(1.0, (i + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
+        p = prompt_idx[idx].clone()
+        p[torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout] = empty_idx
+        x0 = latents[idx]
+        noise = torch.randn(x0.shape, generator=gen)
+        u = torch.rand(cfg.batch, generator=gen)
+        sigma = arch.SHIFT * u / (1 + (arch.SHIFT - 1) * u)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        pred = transformer(hidden_states=(1 - s) * x0 + s * noise, timestep=sigma * 1000,
+                           encoder_hidden_states=embeds[p], encoder_attention_mask=masks[p],
+                           pooled_projections=pooled[p], return_dict=False)[0]
+        loss = F.mse_loss(pred, noise - x0)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        decay = min(cfg.ema, (1 + i) / (10 + i))
+        with torch.no_grad():
+            for e, q in zip(ema.parameters(), transformer.parameters()):
+                e.lerp_(q, 1 - decay)
+        losses.append(float(loss))
+
+    transformer.train()
+    steps = _timed_loop(cfg.transformer_minutes, step, report, "transformer")
+    curve = [round(float(np.mean(losses[i:i + 100])), 4) for i in range(0, len(losses), 100)]
+    return {"ema": ema.eval(), "transformer_steps": steps, "loss_curve_per_100_steps": curve}
+
+
+def train_base(cfg: BaseTrainConfig, report=print) -> Path:
+    from diffusers import HunyuanVideoPipeline
+    from synmotion_hunyuan.text_encoding import PromptEncoder, PromptTemplate
+    from synmotion_hunyuan.tiny import crop_start_for
+
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    timings = {}
+    t = time.perf_counter()
+    parts = arch.build_components(cfg.seed)
+    data = items(cfg.clips, cfg.seed)
+    clips = np.concatenate([render(data[i:i + 64]) for i in range(0, len(data), 64)])
+    timings["render_s"] = round(time.perf_counter() - t, 1)
+    report(f"rendered {len(clips)} clips in {timings['render_s']}s")
+
+    t = time.perf_counter()
+    vae = parts["vae"]
+    vae_info = train_vae(vae, clips, cfg, report)
+    latents = encode_latents(vae, clips)
+    scale = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=scale)
+    latents = latents * scale
+    timings["vae_s"] = round(time.perf_counter() - t, 1)
+    report(f"vae: {vae_info}, scaling factor {scale:.4f}")
+
+    template = PromptTemplate(arch.TEMPLATE, crop_start_for(parts["tokenizer"], arch.TEMPLATE), arch.MAX_SEQUENCE_LENGTH)
+    encoder = PromptEncoder(parts["tokenizer"], parts["text_encoder"], parts["tokenizer_2"], parts["text_encoder_2"],
+                            template)
+    prompts = sorted({i.prompt for i in data}) + [""]
+    encoded = [encoder.encode(p) for p in prompts]
+    embeds = torch.cat([e.embeds for e in encoded])
+    masks = torch.cat([e.mask for e in encoded])
+    pooled = torch.cat([e.pooled for e in encoded])
+    lookup = {p: i for i, p in enumerate(prompts)}
+    prompt_idx = torch.tensor([lookup[i.prompt] for i in data])
+
+    t = time.perf_counter()
+    tr = train_transformer(parts["transformer"], latents, embeds, masks, pooled, prompt_idx, lookup[""], cfg, report)
+    timings["transformer_s"] = round(time.perf_counter() - t, 1)
+
+    out = Path(cfg.out)
+    parts["transformer"] = tr.pop("ema")
+    HunyuanVideoPipeline(**parts).save_pretrained(out)
+    info = {
+        "prompt_template": arch.TEMPLATE, "crop_start": template.crop_start,
+        "max_sequence_length": arch.MAX_SEQUENCE_LENGTH,
+        "defaults": DEFAULTS,
+        "training": {"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "log")},
+                     "timings": timings, **vae_info, **tr, "clips": len(clips), "prompts": len(prompts) - 1},
+    }
+    (out / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
+    report(f"saved the toy base to {out}")
+    return out
+
+
+# What `learn` and `gen` use on the toy base unless told otherwise.
+DEFAULTS = {
+    "learn": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 300,
+              "lr": 2e-3, "rank": 8, "spv_count": 24, "spv_steps": 20, "spv_guidance": 1.0, "spv_true_cfg_scale": 4.0, "preview_true_cfg_scale": 4.0, "checkpoint_every": 100,
+              "preview_steps": 20},
+    "gen": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 20,
+            "guidance": 1.0, "true_cfg_scale": 4.0},
+}
