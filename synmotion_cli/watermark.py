@@ -47,7 +47,7 @@ BLOCK = 8
 # column, where smooth gradients and straight edges put their energy.
 CARRIER = ((2, 2), (2, 3), (3, 2), (3, 3), (1, 4), (4, 1), (2, 4), (4, 2))
 TILE = (2, 4)                   # blocks per tile (rows, columns): 64 slots, each bit once plus 8 extras
-MIN_SCALE = 0.05                # frames whose bits all read below this are flat or black: they carry no vote
+MIN_SCALE = 0.05                # a frame whose typical |bit score| is below this is flat or black: no vote
 CHUNK = 16                      # frames processed at once, to bound memory on long or large videos
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)     # BT.601; the weights sum to 1, as do BT.709's
 
