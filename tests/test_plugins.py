@@ -235,3 +235,23 @@ def test_a_broken_plugin_is_reported_and_other_commands_still_work(plugin_dir, b
     assert cli("learn", "clap", clips, "--backend", "colour", plugins=both).code == 0
     r = cli("gen", "a cat claps", "--backend", "colour", "-o", tmp_path / "cat.mp4", plugins=both)
     assert r.code == 0, r.err
+
+
+def test_inspect_notices_edited_tags(tmp_path, plugin_dir):
+    """The pixels carry a hash of the tags: rewriting the prompt tag (stream copy, same pixels) shows."""
+    import subprocess as sp
+
+    from synmotion_cli.media import ffmpeg_exe
+
+    out = tmp_path / "v.mp4"
+    r = cli("gen", "a panda claps", "--backend", "colour", "--no-pack", "-o", out, "--seed", "3", "--size", "64x64",
+            plugins=(plugin_dir,))
+    assert r.code == 0, r.err
+    edited = tmp_path / "edited.mp4"
+    sp.run([ffmpeg_exe(), "-v", "error", "-i", str(out), "-map_metadata", "0", "-metadata",
+            "synmotion_prompt=a cat waves", "-movflags", "+use_metadata_tags", "-c", "copy", str(edited)], check=True)
+    original = json.loads(cli("inspect", out, "--json").out)
+    changed = json.loads(cli("inspect", edited, "--json").out)
+    assert original["watermark"]["matches_metadata"] is True
+    assert changed["metadata"]["prompt"] == "a cat waves"
+    assert changed["watermark"]["found"] and changed["watermark"]["matches_metadata"] is False

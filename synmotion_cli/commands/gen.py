@@ -126,6 +126,7 @@ def gen(
         reporter.close()
     meta = {"synmotion_version": __version__, "seed": str(seed), **{k: str(v) for k, v in result.metadata.items()},
             "packs": ",".join(f"{p.name}@sha256:{p.digest[:12]}:{p.weight:g}" for p in packs)}
+    meta = {k: v for k, v in meta.items() if v != ""}  # containers drop empty tags; the hash must match what stays
     payload = watermark.payload_for(meta)
     meta["watermark"] = f"{payload:08x}"
     framed = watermark.embed(result.frames, payload)
