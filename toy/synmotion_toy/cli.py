@@ -118,3 +118,9 @@ def list_(json_out: bool = JSON) -> None:
         console.print("[bold]styles[/bold]  " + escape(", ".join(f"{s['name']} ({s['phrase']})" for s in data["styles"])))
 
     o.emit(data, render)
+
+
+# The toy base's commands live beside the world's (they load torch only when they run).
+from .cli_base import add_commands  # noqa: E402
+
+add_commands(toy_app)

@@ -24,7 +24,7 @@ TEMPLATE = ("<|start_header_id|>system<|end_header_id|>\n\nDescribe the video.<|
 
 VAE_CONFIG = dict(in_channels=3, out_channels=3, latent_channels=LATENT_CHANNELS,
                   down_block_types=("HunyuanVideoDownBlock3D",) * 3, up_block_types=("HunyuanVideoUpBlock3D",) * 3,
-                  block_out_channels=(32, 64, 64), layers_per_block=1, act_fn="silu", norm_num_groups=8,
+                  block_out_channels=(16, 32, 64), layers_per_block=1, act_fn="silu", norm_num_groups=8,
                   scaling_factor=1.0, spatial_compression_ratio=4, temporal_compression_ratio=4,
                   mid_block_add_attention=False)
 

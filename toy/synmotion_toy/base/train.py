@@ -34,8 +34,9 @@ class BaseTrainConfig:
     seed: int = 0
     clips: int = 2880                 # two of each subject x motion x background x style combination
     vae_minutes: float = 12.0
-    vae_batch: int = 4
-    vae_frames: int = 9               # the VAE trains on 9-frame windows (2 latent frames + the first)
+    vae_batch: int = 8
+    vae_frames: int = 5               # the VAE trains on 5-frame windows (the first latent frame + one more)
+    vae_crop: int = 32                # ... and 32x32 crops: it is convolutional, and crops cost a quarter
     vae_lr: float = 1e-3
     kl_weight: float = 1e-6
     transformer_minutes: float = 70.0
@@ -77,7 +78,9 @@ def train_vae(vae, clips: np.ndarray, cfg: BaseTrainConfig, report) -> dict:
             g["lr"] = lr
         idx = torch.randint(len(clips), (cfg.vae_batch,), generator=gen)
         t0 = int(torch.randint(clips.shape[1] - cfg.vae_frames + 1, (1,), generator=gen))
-        x = torch.from_numpy(clips[idx.numpy(), t0:t0 + cfg.vae_frames]).float()
+        y0, x0 = (int(v) for v in torch.randint(clips.shape[2] - cfg.vae_crop + 1, (2,), generator=gen))
+        x = torch.from_numpy(clips[idx.numpy(), t0:t0 + cfg.vae_frames, y0:y0 + cfg.vae_crop,
+                                   x0:x0 + cfg.vae_crop]).float()
         x = x.permute(0, 4, 1, 2, 3) / 127.5 - 1.0
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
@@ -88,7 +91,7 @@ def train_vae(vae, clips: np.ndarray, cfg: BaseTrainConfig, report) -> dict:
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
-        losses.append(float(rec))
+        losses.append(rec.item())
 
     vae.train()
     steps = _timed_loop(cfg.vae_minutes, step, report, "vae")
@@ -136,7 +139,7 @@ def train_transformer(transformer, latents, embeds, masks, pooled, prompt_idx, e
         with torch.no_grad():
             for e, q in zip(ema.parameters(), transformer.parameters()):
                 e.lerp_(q, 1 - decay)
-        losses.append(float(loss))
+        losses.append(loss.item())
 
     transformer.train()
     steps = _timed_loop(cfg.transformer_minutes, step, report, "transformer")

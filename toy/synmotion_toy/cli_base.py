@@ -1,0 +1,109 @@
+"""`synmotion toy quickstart` and `synmotion toy train-base`: the whole mission on the toy base."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from synmotion_cli.commands._common import JSON, out
+
+QUICKSTART_HELP = """Render clips of a person doing a motion the toy base has never seen, learn it as a pack, and
+generate it on another subject; prints where the video and its contact sheet are.
+
+[bold]Examples[/bold]
+
+  synmotion toy quickstart
+
+  synmotion toy quickstart --motion wave --subject fox ./wave-demo
+"""
+
+TRAIN_HELP = """Train the toy base from scratch on the toy world (base motions only), by one reproducible command.
+The shipped base was made with the defaults; see docs/toy-base.md for the time it takes.
+
+[bold]Examples[/bold]
+
+  synmotion toy train-base ./toy-base
+
+  synmotion toy train-base ./toy-base --transformer-minutes 5 --vae-minutes 2    [dim]# a quick trial[/dim]
+"""
+
+
+def _cli(*args: str) -> str:
+    """Run a synmotion command in-process (the same code path as typing it); returns its stdout."""
+    from synmotion_cli.app import main
+    from synmotion_cli.errors import SynMotionError
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main([str(a) for a in args])
+    if code:
+        err = SynMotionError(f"`synmotion {' '.join(map(str, args[:2]))} …` failed (exit {code}); see the error above")
+        err.exit_code = code
+        raise err
+    return buffer.getvalue()
+
+
+def quickstart(
+    folder: Path = typer.Argument(Path("synmotion-quickstart"), help="Where the clips, video and sheet go."),
+    motion: str = typer.Option("clap", "--motion", help="A custom motion of the toy world (the base never saw it)."),
+    subject: str = typer.Option("panda", "--subject", help="Who performs it in the generated video."),
+    clips: int = typer.Option(8, "--clips", "-n", min=1, help="How many example clips to learn from."),
+    seed: int = typer.Option(0, "--seed", help="Seed for clips, training and sampling."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (the toy base's default)."),
+    json_out: bool = JSON,
+) -> None:
+    from synmotion_cli.errors import UsageError
+
+    from .clips import write_clips
+    from .world import load_motions, prompt_for
+    from .world.names import motion_key, subject_key
+
+    o = out(json_out)
+    motions = load_motions()
+    key, who = motion_key(motion, motions), subject_key(subject)
+    if who == "person":
+        raise UsageError("the clips show a person: pick another --subject to see the motion transfer")
+    m = motions[key]
+    started = time.perf_counter()
+    o.info(f"1/3 rendering {clips} clips of \"{prompt_for('person', m)}\" into {folder / 'clips'}")
+    clip_set = write_clips(key, folder / "clips", count=clips, seed=seed, force=True)
+    o.info(f"2/3 learning {key} on the toy base")
+    learn_args = ["learn", key, folder / "clips", "--base", "toy", "--trigger", m.verb, "--seed", str(seed), "--force"]
+    if steps:
+        learn_args += ["--steps", str(steps)]
+    _cli(*learn_args)
+    prompt = prompt_for(who, m)
+    video = folder / f"{who}-{key}.mp4"
+    o.info(f"3/3 generating \"{prompt}\"")
+    _cli("gen", prompt, "--pack", key, "--seed", str(seed), "-o", video, "--sheet", "--force")
+    data = {"video": str(video), "contact_sheet": str(video.with_suffix(".png")), "pack": f"{key}:latest",
+            "clips": str(clip_set.folder), "prompt": prompt, "seconds": round(time.perf_counter() - started, 1)}
+    o.info(f"done in {data['seconds']}s: the video is {video}, its contact sheet {data['contact_sheet']}")
+    o.emit(data, lambda c: c.print(f"{data['video']}\n{data['contact_sheet']}", highlight=False, markup=False))
+
+
+def train_base_cmd(
+    folder: Path = typer.Argument(..., help="Where to write the trained base (a diffusers directory)."),
+    seed: int = typer.Option(0, "--seed"),
+    clips: int = typer.Option(2880, "--clips", help="Rendered training clips."),
+    vae_minutes: float = typer.Option(12.0, "--vae-minutes"),
+    transformer_minutes: float = typer.Option(70.0, "--transformer-minutes"),
+    threads: int = typer.Option(2, "--threads"),
+) -> None:
+    from .base.train import BaseTrainConfig, train_base
+
+    o = out(False)
+    cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_minutes=vae_minutes,
+                          transformer_minutes=transformer_minutes, threads=threads)
+    path = train_base(cfg, report=o.info)
+    o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
+
+
+def add_commands(toy_app: typer.Typer) -> None:
+    toy_app.command("quickstart", help=QUICKSTART_HELP, short_help="Clips -> pack -> video, on the toy base.")(quickstart)
+    toy_app.command("train-base", help=TRAIN_HELP, short_help="Train the toy base from scratch.",
+                    no_args_is_help=True)(train_base_cmd)
