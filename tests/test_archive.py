@@ -6,7 +6,6 @@ import gzip
 import hashlib
 import io
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -16,21 +15,11 @@ from safetensors.numpy import save_file
 
 from synmotion_cli.errors import IntegrityError, NotFoundError, UsageError
 from synmotion_cli.store import PackStore
+from tree_snapshot import snapshot
 
 Member = tuple[tarfile.TarInfo, bytes]
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    tree = {}
-    for path in sorted(root.rglob("*")):
-        key = str(path.relative_to(root))
-        if path.is_symlink():
-            tree[key] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            tree[key] = "dir"
-        else:
-            tree[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return tree
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from safetensors.numpy import save_file
 from cli_runner import run, run_process
 from synmotion_cli import paths
 from synmotion_cli.store import PackRef, PackStore
+from tree_snapshot import snapshot as _snapshot
 
 BLOB_PREFIX = "sha256-"
 
@@ -54,19 +55,6 @@ def blob(pack, name: str = "t2v/lora.safetensors") -> Path:
     return paths.home() / "blobs" / f"{BLOB_PREFIX}{digest}"
 
 
-def snapshot(root: Path) -> dict[str, object]:
-    """Every path under ``root`` with what a write would change: equal snapshots mean an untouched tree."""
-    tree: dict[str, object] = {}
-    for path in sorted(root.rglob("*")):
-        key = str(path.relative_to(root))
-        if path.is_symlink():
-            tree[key] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            tree[key] = "dir"
-        else:
-            info = path.stat()
-            tree[key] = (info.st_size, info.st_mtime_ns, info.st_mode)
-    return tree
 
 
 def assert_one_line_error(err: str) -> None:
@@ -367,3 +355,7 @@ def test_learn_names_every_bad_clip_in_a_folder(capsys, tmp_path):
     assert r.code == 2
     assert "Traceback" not in r.err and r.err.startswith("Error:")
     assert "2 of 2 clips" in r.err and "first.mp4" in r.err and "second.mov" in r.err
+
+
+def snapshot(root):
+    return _snapshot(root, metadata=True)

@@ -20,6 +20,7 @@ from synmotion_cli.errors import EnvironmentProblem, IntegrityError, NotFoundErr
 from synmotion_cli.store import DirectorySource, PackStore, find_pack
 from synmotion_cli.store import manifest as manifest_mod
 from synmotion_cli.store import store as store_mod
+from tree_snapshot import snapshot
 
 CREATED = "2026-01-02T03:04:05+00:00"
 
@@ -28,18 +29,6 @@ def sha256_file(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def snapshot(root: Path) -> dict[str, str]:
-    """Every path under ``root`` with its content hash: two equal snapshots mean an untouched tree."""
-    tree = {}
-    for path in sorted(root.rglob("*")):
-        key = str(path.relative_to(root))
-        if path.is_symlink():
-            tree[key] = "link:" + os.readlink(path)
-        elif path.is_dir():
-            tree[key] = "dir"
-        else:
-            tree[key] = sha256_file(path)
-    return tree
 
 
 def write_tensors(path: Path, seed: int) -> Path:

@@ -49,7 +49,6 @@ def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, b
     ``encode_prompt(prompt, action)`` returns (embeds, mask, pooled) for the base: the same encoder the
     trainer uses, so the SPV is what the base makes of exactly these prompts.
     """
-    import torch
     from safetensors.torch import load_file, save_file
 
     cache_dir.mkdir(parents=True, exist_ok=True)

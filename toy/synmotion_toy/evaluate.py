@@ -1,0 +1,146 @@
+"""Measuring the toy base and motion packs on it with the judges.
+
+Everything runs in one process with the base loaded once: generation goes through the same backend
+functions as `synmotion gen` (prompt roles, pack embeddings, LoRA, classifier-free guidance), and packs
+are learned through the real `synmotion learn` command into a private store.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Score:
+    """Judge verdicts over a set of generated videos."""
+
+    motion_hits: list[bool] = field(default_factory=list)
+    subject_hits: list[bool] = field(default_factory=list)
+
+    def add(self, judgement, motion: str, subject: str) -> None:
+        self.motion_hits.append(judgement.motion == motion)
+        self.subject_hits.append(judgement.subject == subject)
+
+    @property
+    def motion_acc(self) -> float:
+        return float(np.mean(self.motion_hits)) if self.motion_hits else float("nan")
+
+    @property
+    def subject_acc(self) -> float:
+        return float(np.mean(self.subject_hits)) if self.subject_hits else float("nan")
+
+    @property
+    def n(self) -> int:
+        return len(self.motion_hits)
+
+
+class Generator:
+    """The toy base loaded once; generates with or without packs, exactly as `gen` does."""
+
+    def __init__(self, base: str = "toy"):
+        import torch
+        from synmotion_hunyuan import bases
+        from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+        from synmotion_hunyuan.settings import GenSettings, build
+        from synmotion_hunyuan.text_encoding import PromptEncoder
+
+        self.torch = torch
+        self.base = bases.resolve(base)
+        self.settings = build(GenSettings, bases.read_synmotion_config(self.base.path).get("defaults", {}).get("gen", {}))
+        self.pipe = load_pipeline(self.base, pick_runtime(), training=False)
+        self.encoder = PromptEncoder.from_pipeline(self.pipe, self.base.path)
+        empty = self.encoder.encode("")
+        self.negative = (empty.embeds, empty.mask, empty.pooled)
+        self._loaded: tuple = ()
+
+    def _use(self, packs) -> None:
+        from synmotion_hunyuan.sampling import apply_loras
+
+        key = tuple(p.digest for p in packs)
+        if key == self._loaded:
+            return
+        if self._loaded:
+            self.pipe.unload_lora_weights()
+        apply_loras(self.pipe, packs)
+        self._loaded = key
+
+    def video(self, prompt: str, seed: int, packs=(), reporter=None) -> np.ndarray:
+        from synmotion_cli.reporting import Reporter
+        from synmotion_hunyuan.sampling import encode_with_packs, sample
+
+        self._use(packs)
+        s = self.settings
+        embeds, mask, pooled, _, _ = encode_with_packs(self.encoder, prompt, None, None, packs, reporter or Reporter())
+        return sample(self.pipe, embeds, mask, pooled, height=s.height, width=s.width, frames=s.frames,
+                      steps=s.steps, guidance=s.guidance, seed=seed, negative=self.negative,
+                      true_cfg_scale=s.true_cfg_scale)
+
+
+def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=None, motions=None) -> dict:
+    """How often the toy base's own videos of base motions are judged right (motion and subject)."""
+    from .world import BASE_MOTIONS, SUBJECTS, prompt_for
+
+    per_motion: dict[str, Score] = {}
+    total = Score()
+    for m in motions or BASE_MOTIONS:
+        score = per_motion.setdefault(m, Score())
+        for s in subjects or SUBJECTS:
+            for seed in range(seeds):
+                j = judges.judge(gen.video(prompt_for(s, m), seed))
+                score.add(j, m, s)
+                total.add(j, m, s)
+    return {"overall": total, "per_motion": per_motion}
+
+
+def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, options: dict | None = None) -> tuple:
+    """Render clips of a person doing ``motion`` and learn a pack with the real CLI; returns (pack, seconds)."""
+    from synmotion_cli.app import main
+    from synmotion_cli.paths import home
+    from synmotion_cli.store import PackStore
+
+    from .clips import write_clips
+    from .world import MOTIONS
+
+    folder = workdir / f"clips-{motion}"
+    write_clips(motion, folder, count=clips, seed=seed, force=True)
+    args = ["-q", "learn", motion, str(folder), "--base", "toy", "--trigger", MOTIONS[motion].verb, "--seed", str(seed),
+            "--force"]
+    for k, v in (options or {}).items():
+        args += ["-O", f"{k}={v}"]
+    t = time.perf_counter()
+    code = main(args)
+    elapsed = time.perf_counter() - t
+    if code:
+        raise RuntimeError(f"learning {motion} failed with exit code {code}")
+    store = PackStore(home())
+    pack = store.resolve(motion)
+    return pack, store.files(pack), elapsed
+
+
+def transfer_accuracy(gen: Generator, judges, motion: str, pack_use, *, subjects, seeds: int) -> dict:
+    """Videos of ``motion`` on ``subjects`` (never in the clips), with the pack and without it."""
+    from .world import MOTIONS, prompt_for
+
+    with_pack, without = Score(), Score()
+    for s in subjects:
+        for seed in range(seeds):
+            prompt = prompt_for(s, MOTIONS[motion])
+            with_pack.add(judges.judge(gen.video(prompt, seed, packs=(pack_use,))), motion, s)
+            without.add(judges.judge(gen.video(prompt, seed)), motion, s)
+    return {"with": with_pack, "without": without}
+
+
+def timed(fn, *args, **kwargs):
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - t
+
+
+def mean(xs) -> float:
+    xs = [x for x in xs if x == x]
+    return statistics.fmean(xs) if xs else float("nan")
