@@ -48,6 +48,7 @@ def test_full_size_base_without_cuda_is_refused_before_loading(tmp_path, capsys)
         bases.check_fits(spec, "cpu", training=True, dtype_bytes=2)
     r = run(capsys, "gen", "a panda claps", "--base", tmp_path / "big", "--no-pack", "-o", tmp_path / "o.mp4")
     assert r.code == 5 and "no CUDA device" in r.err and "Traceback" not in r.err
+    (tmp_path / "big" / "transformer" / "diffusion_pytorch_model.safetensors").unlink()  # others walk the temp dir
 
 
 def test_memory_estimate_is_checked_against_free_memory(tiny_dir, monkeypatch):

@@ -8,8 +8,9 @@ from pathlib import Path
 
 
 def snapshot(root: Path, *, metadata: bool = False) -> dict[str, object]:
-    """Every path under ``root`` with its content hash (and, with ``metadata``, size, mtime and mode, so
-    even a rewrite of identical bytes shows): two equal snapshots mean an untouched tree."""
+    """Every path under ``root`` with its content hash, or with ``metadata`` its size, mtime and mode
+    instead (cheap for large trees, and even a rewrite of identical bytes shows): two equal snapshots mean
+    an untouched tree."""
     tree: dict[str, object] = {}
     for path in sorted(root.rglob("*")):
         key = str(path.relative_to(root))
@@ -18,7 +19,9 @@ def snapshot(root: Path, *, metadata: bool = False) -> dict[str, object]:
         elif path.is_dir():
             tree[key] = "dir"
         else:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            info = path.stat()
-            tree[key] = (digest, info.st_size, info.st_mtime_ns, info.st_mode) if metadata else digest
+            if metadata:
+                info = path.stat()
+                tree[key] = (info.st_size, info.st_mtime_ns, info.st_mode)
+            else:
+                tree[key] = hashlib.sha256(path.read_bytes()).hexdigest()
     return tree
