@@ -64,3 +64,17 @@ def test_memory_estimate_is_checked_against_free_memory(tiny_dir, monkeypatch):
         bases.check_fits(spec, "cpu", training=True, dtype_bytes=4)
     monkeypatch.setattr(bases, "_available_bytes", lambda device: need + 1)
     bases.check_fits(spec, "cpu", training=True, dtype_bytes=4)
+
+
+def test_registered_base_name_wins_over_a_same_named_folder(tmp_path, monkeypatch):
+    """`--base toy` from a checkout's root (which has a toy/ folder) still means the registered toy base."""
+    from synmotion_hunyuan import bases
+
+    if "toy" not in bases.named_bases():
+        pytest.skip("the toy world is not installed")
+    (tmp_path / "toy").mkdir()
+    monkeypatch.chdir(tmp_path)
+    spec = bases.resolve("toy")
+    assert spec.id == "toy" and (spec.path / "model_index.json").is_file()
+    with pytest.raises(UsageError, match="model_index.json"):
+        bases.resolve("./toy")

@@ -129,7 +129,9 @@ def _capable_gpu() -> str | None:
 def resolve(spec: str | None, *, i2v: bool = False) -> BaseSpec:
     """Find the base on disk. Raises NotFoundError with what to do next when it is absent."""
     name = spec or (DEFAULT_I2V if i2v else DEFAULT_T2V)
-    named = _named_path(name) if "/" not in name and not Path(name).expanduser().exists() else None
+    # A registered name ("toy") wins over a same-named folder in the working directory: write ./toy for that.
+    looks_like_path = "/" in name or name.startswith((".", "~"))
+    named = None if looks_like_path else _named_path(name)
     if named is not None:
         if not (named / "model_index.json").is_file():
             raise NotFoundError(f"base {name!r} has no weights at {named}",
