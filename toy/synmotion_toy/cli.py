@@ -124,3 +124,68 @@ def list_(json_out: bool = JSON) -> None:
 from .cli_base import add_commands  # noqa: E402
 
 add_commands(toy_app)
+
+
+@toy_app.command("judge", no_args_is_help=True)
+def judge(
+    videos: list[Path] = typer.Argument(..., help="Videos (or folders of frames) to judge."),
+    json_out: bool = JSON,
+) -> None:
+    """Judge toy-world videos: which motion, subject, background and style each one shows.
+
+    Each video is read at 8 fps and 64x64, for up to 17 frames (a shorter one holds its last frame). Needs torch.
+
+    Example: synmotion toy judge ./clips/clap-0.mp4 out.mp4 --json
+    """
+    from synmotion_cli.errors import EnvironmentProblem
+
+    o = out(json_out)
+    try:
+        from .judges import load_judges, read_video
+    except ImportError as e:
+        raise EnvironmentProblem(f"the judges need torch, which cannot be imported ({e})",
+                                 hint="pip install torch") from None
+    judges = load_judges()
+    clips = [read_video(path) for path in videos]
+    data = [{"video": str(path), **j.to_dict()} for path, j in zip(videos, judges.judge_batch(clips))]
+
+    def render(console):
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(box=None, header_style="bold")
+        for col in ("VIDEO", "MOTION", "P", "SUBJECT", "P", "BACKGROUND", "STYLE"):
+            table.add_column(col)
+        for d in data:
+            table.add_row(escape(d["video"]), d["motion"], f"{d['motion_p'][d['motion']]:.2f}", d["subject"],
+                          f"{d['subject_p'][d['subject']]:.2f}", d["background"], d["style"])
+        console.print(table)
+
+    o.emit(data, render)
+
+
+@toy_app.command("train-judges", hidden=True)
+def train_judges(
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the weights (default: the shipped ones)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the training data, initialisation and degradations."),
+    json_out: bool = JSON,
+) -> None:
+    """Train the judges on rendered clips and measure them on held-out renders (8 to 12 minutes on 2 cores).
+
+    Example: synmotion toy train-judges --out ./judges --seed 0
+    """
+    from synmotion_cli.reporting import ConsoleReporter
+
+    from .judges.score import WEIGHTS_DIR
+    from .judges.train import TrainConfig, save, train
+
+    o = out(json_out)
+    model, record = train(TrainConfig(seed=seed), ConsoleReporter(o))
+    folder = save(model, record, out_dir or WEIGHTS_DIR)
+    held = record["heldout"]
+    for kind in ("clean", "augmented"):
+        o.info(f"held-out accuracy ({kind}): " + ", ".join(f"{h} {a:.1%}" for h, a in held[kind].items()))
+    o.info(f"trained in {record['training']['total_seconds']:.0f} s")
+    o.emit({"folder": str(folder), **{k: held[k] for k in ("clean", "augmented")},
+            "seconds": record["training"]["total_seconds"]},
+           lambda c: c.print(str(folder), markup=False, highlight=False))
