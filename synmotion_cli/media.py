@@ -292,15 +292,21 @@ def _count_frames(path: Path, exe: str) -> int:
     return int(counts[-1])
 
 
+def _frames_or_fail(path: Path) -> list[Path]:
+    """The numbered frames of a folder clip; a folder without any is a bad clip."""
+    files = _frame_files(path)
+    if not files:
+        raise _bad(path, f"folder has no image frames ({', '.join(IMAGE_SUFFIXES)})",
+                   hint="Put numbered frames (frame_0001.png …) in the folder, or pass a video file.")
+    return files
+
+
 def probe(path, *, frames_fps: float = FRAMES_FPS) -> ClipInfo:
     """Size, rate, length and codec of a video file or a folder of numbered frames."""
     path = Path(path)
     _check_file(path)
     if path.is_dir():
-        files = _frame_files(path)
-        if not files:
-            raise _bad(path, f"folder has no image frames ({', '.join(IMAGE_SUFFIXES)})",
-                       hint="Put numbered frames (frame_0001.png …) in the folder, or pass a video file.")
+        files = _frames_or_fail(path)
         first, fmt = _open_rgb(files[0])
         return ClipInfo(path, "frames", first.width, first.height, float(frames_fps), len(files),
                         len(files) / frames_fps, fmt)
@@ -445,10 +451,7 @@ def decode(path, *, fps: float, height: int, width: int, frames: int, start: flo
     _check_file(path)
     images: list[Path] = []
     if path.is_dir():
-        images = _frame_files(path)
-        if not images:
-            raise _bad(path, f"folder has no image frames ({', '.join(IMAGE_SUFFIXES)})",
-                       hint="Put numbered frames (frame_0001.png …) in the folder, or pass a video file.")
+        images = _frames_or_fail(path)
         first, _ = _open_rgb(images[0])
         # Skip and stop in Python: exact for frames, and no image is read that cannot be used.
         skip = round(start * frames_fps)
