@@ -122,8 +122,10 @@ def list_(json_out: bool = JSON) -> None:
 
 # The toy base's commands live beside the world's (they load torch only when they run).
 from .cli_base import add_commands  # noqa: E402
+from .cli_bench import add_commands as add_bench_commands  # noqa: E402
 
 add_commands(toy_app)
+add_bench_commands(toy_app)
 
 
 @toy_app.command("judge", no_args_is_help=True)

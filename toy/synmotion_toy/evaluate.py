@@ -7,6 +7,8 @@ are learned through the real `synmotion learn` command into a private store.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -97,8 +99,10 @@ def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=Non
     return {"overall": total, "per_motion": per_motion}
 
 
-def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, options: dict | None = None) -> tuple:
-    """Render clips of a person doing ``motion`` and learn a pack with the real CLI; returns (pack, seconds)."""
+def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, options: dict | None = None,
+               name: str | None = None, steps: int | None = None) -> tuple:
+    """Render clips of a person doing ``motion`` and learn a pack (named ``name``, default the motion) with
+    the real CLI; returns (pack, its files, seconds spent learning)."""
     from synmotion_cli.app import main
     from synmotion_cli.paths import home
     from synmotion_cli.store import PackStore
@@ -108,17 +112,21 @@ def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, opt
 
     folder = workdir / f"clips-{motion}"
     write_clips(motion, folder, count=clips, seed=seed, force=True)
-    args = ["-q", "learn", motion, str(folder), "--base", "toy", "--trigger", MOTIONS[motion].verb, "--seed", str(seed),
+    name = name or motion
+    args = ["-q", "learn", name, str(folder), "--base", "toy", "--trigger", MOTIONS[motion].verb, "--seed", str(seed),
             "--force"]
+    if steps:
+        args += ["--steps", str(steps)]
     for k, v in (options or {}).items():
         args += ["-O", f"{k}={v}"]
     t = time.perf_counter()
-    code = main(args)
+    with contextlib.redirect_stdout(io.StringIO()):  # learn prints the pack's name; the caller's stdout is its own
+        code = main(args)
     elapsed = time.perf_counter() - t
     if code:
         raise RuntimeError(f"learning {motion} failed with exit code {code}")
     store = PackStore(home())
-    pack = store.resolve(motion)
+    pack = store.resolve(name)
     return pack, store.files(pack), elapsed
 
 

@@ -33,7 +33,7 @@ class BaseTrainConfig:
     out: Path
     seed: int = 0
     clips: int = 2880                 # two of each subject x motion x background x style combination
-    vae_minutes: float = 12.0
+    vae_minutes: float = 15.0
     vae_batch: int = 8
     vae_frames: int = 5               # the VAE trains on 5-frame windows (the first latent frame + one more)
     vae_crop: int = 32                # ... and 32x32 crops: it is convolutional, and crops cost a quarter

@@ -126,6 +126,21 @@ class Judges:
         """The motion judge's feature vector of one video, of unit length."""
         return self.features_batch([video])[0]
 
+    @torch.inference_mode()
+    def frame_features_batch(self, videos) -> np.ndarray:
+        """Per-frame appearance vectors (N, 17, D), each of unit length: every block's summary of each frame
+        (the vectors the subject, background and style judges pool), coarser blocks spread back over the
+        frames they cover. Cosines between frames say how much a video's look changes over time."""
+        out = []
+        videos = list(videos)
+        for i in range(0, len(videos), BATCH):
+            clips = np.stack([fit_video(v) for v in videos[i:i + BATCH]])
+            x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float().div_(255.0)
+            vectors = self.model.eval().frame_vectors(x)
+            frames = torch.cat([F.interpolate(v, size=FRAMES, mode="nearest") for v in vectors], dim=1)
+            out.append(F.normalize(frames.transpose(1, 2), dim=2).numpy())
+        return np.concatenate(out) if out else np.zeros((0, FRAMES, 0), dtype=np.float32)
+
 
 def _missing(folder: Path) -> NotFoundError:
     return NotFoundError(f"no judge weights in {folder}",

@@ -1,0 +1,218 @@
+"""The toy MotionBench: the paper's evaluation and ablations (main table, Tables 3 and 4) in miniature.
+
+For every custom motion, clips of "a person <motion>" are rendered once; every row learns its pack from
+the same clips, with the same seed and step budget, then generates the motion on subjects never in the
+clips over several sampling seeds. The judges give motion and subject accuracy; ``metrics`` gives
+dynamics, subject consistency and motion similarity to the clips. Each measure is averaged per seed,
+and the spread is over seeds. An extension set adds backgrounds and styles to the prompt
+("a panda claps at night, cut paper style") and asks all four judges.
+
+Everything runs in one process with the base loaded once, through the same code as `synmotion learn`
+and `synmotion gen` (see ``evaluate``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics
+
+MEASURES = ("motion_acc", "subject_acc", "dynamics", "subject_consistency", "motion_similarity")
+EXTENSION_MEASURES = ("motion_acc", "subject_acc", "background_acc", "style_acc")
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    options: dict | None          # learn options (-O); None: nothing is learned, the plain base generates
+    about: str
+    paper: str = ""               # the matching row of the paper, if any
+
+
+ROWS = (
+    Row("base", None, "the toy base, no pack", "Table 3: Baseline"),
+    Row("motion-residue", {"preset": "motion-residue"}, "+ motion residue e_mot", "Table 3: B + e_mot"),
+    Row("residues", {"preset": "residues"}, "+ subject residue e_sub", "Table 3: B + e_mot + e_sub"),
+    Row("residues+refiner", {"preset": "residues+refiner"}, "+ embedding refiner R", "Table 3: B + e_mot + e_sub + R"),
+    Row("full", {}, "+ motion adapter A: the full method", "Table 3/4: SynMotion"),
+    Row("no-strategy", {"preset": "no-strategy"}, "full method, plain joint training (no SPV)",
+        "Table 4: w/o training strategy"),
+    Row("lora-only", {"preset": "lora-only"}, "LoRA adapter only (no embeddings)", "Table 4: B + LoRA only"),
+    Row("spv-subject+refiner", {"spv_updates": "subject+refiner"}, "full, SPV steps also train the refiner"),
+    Row("alpha-0.5", {"alpha": 0.5}, "full, half the steps on SPV clips"),
+    Row("alpha-0.9", {"alpha": 0.9}, "full, a tenth of the steps on SPV clips"),
+)
+QUICK_ROWS = ("base", "motion-residue", "residues", "residues+refiner", "full", "no-strategy", "lora-only")
+
+
+@dataclass
+class BenchPlan:
+    motions: list[str]
+    rows: list[Row]
+    subjects: list[str]              # who performs the motion in generated videos (never "person")
+    seeds: int = 3                   # sampling seeds per (motion, subject)
+    clips: int = 8                   # reference clips per motion
+    steps: int | None = None         # learn steps for every row (None: the base's default)
+    seed: int = 0                    # seed of the clips and of learning
+    options: dict = field(default_factory=dict)   # learn options for every row; a row's own settings win
+    extensions: list[tuple[str, str]] = field(default_factory=list)   # (background, style) pairs
+
+    def to_dict(self) -> dict:
+        return {"motions": self.motions, "rows": [r.name for r in self.rows], "subjects": self.subjects,
+                "seeds": self.seeds, "clips": self.clips, "steps": self.steps, "seed": self.seed,
+                "options": self.options,
+                "extensions": [list(e) for e in self.extensions]}
+
+
+def row_by_name(name: str) -> Row:
+    from synmotion_cli.errors import UsageError
+
+    for row in ROWS:
+        if row.name == name:
+            return row
+    raise UsageError(f"unknown bench row {name!r}", hint=f"rows: {', '.join(r.name for r in ROWS)}")
+
+
+def _reference(motion: str, plan: BenchPlan, judges) -> dict:
+    """The clips every row learns from, as the judges and metrics see them."""
+    from .clips import clip_seed
+    from .world import MOTIONS, render_clip
+
+    videos = [render_clip("person", MOTIONS[motion], seed=clip_seed(plan.seed, i)) for i in range(plan.clips)]
+    return {"features": judges.features_batch(videos), "first": videos[0],
+            "dynamics": float(np.mean([metrics.dynamics(v) for v in videos]))}
+
+
+class _Tally:
+    """Per-video measures of one row, keyed by motion and seed, averaged when asked."""
+
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def add(self, **item) -> None:
+        self.items.append(item)
+
+    def summary(self, keys, seeds: int) -> dict:
+        out = {}
+        for key in keys:
+            per_seed = [np.mean([i[key] for i in self.items if i["seed"] == s]) for s in range(seeds)
+                        if any(i["seed"] == s for i in self.items)]
+            out[key] = metrics.spread(per_seed)
+        return out
+
+    def per_motion(self, keys) -> dict:
+        motions = dict.fromkeys(i["motion"] for i in self.items)
+        return {m: {k: float(np.mean([i[k] for i in self.items if i["motion"] == m])) for k in keys} for m in motions}
+
+
+def _measure(gen, judges, prompts, packs, reference, motion, seeds) -> tuple[list, list]:
+    """Generate every (prompt, seed), judge and measure; returns per-video records and the videos."""
+    videos, keys = [], []
+    for subject, background, style, prompt in prompts:
+        for seed in range(seeds):
+            videos.append(gen.video(prompt, seed, packs=packs))
+            keys.append((subject, background, style, seed))
+    verdicts = judges.judge_batch(videos)
+    features = judges.features_batch(videos)
+    frame_features = judges.frame_features_batch(videos)
+    similarity = metrics.motion_similarity(features, reference["features"])
+    records = []
+    for (subject, background, style, seed), video, j, sim, ff in zip(keys, videos, verdicts, similarity, frame_features):
+        records.append(dict(
+            motion=motion, seed=seed, subject=subject,
+            motion_acc=float(j.motion == motion), subject_acc=float(j.subject == subject),
+            background_acc=float(j.background == (background or "none")), style_acc=float(j.style == (style or "none")),
+            dynamics=metrics.dynamics(video), subject_consistency=metrics.subject_consistency(ff),
+            motion_similarity=float(sim), judged_motion=j.motion, judged_subject=j.subject))
+    return records, videos
+
+
+def _sheet(strips: list[tuple[str, np.ndarray]], path: Path, title: str) -> Path:
+    """A PNG with one generated video per row (8 frames each), labelled with its prompt."""
+    from PIL import Image, ImageDraw
+
+    frames_shown, label_h, pad = 8, 12, 2
+    tiles = []
+    for label, video in strips:
+        picks = np.linspace(0, len(video) - 1, frames_shown).round().astype(int)
+        strip = np.concatenate(list(video[picks]), axis=1)
+        tiles.append((label, strip.repeat(2, axis=0).repeat(2, axis=1)))  # 64 px frames are too small to read
+    h, w = tiles[0][1].shape[:2]
+    sheet = Image.new("RGB", (w + 2 * pad, label_h + len(tiles) * (h + label_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((pad, 0), title, fill="black")
+    y = label_h
+    for label, strip in tiles:
+        draw.text((pad, y), label, fill=(60, 60, 60))
+        sheet.paste(Image.fromarray(strip), (pad, y + label_h))
+        y += h + label_h + pad
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return path
+
+
+def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
+    """Run every row of ``plan``; writes results.json and one contact sheet per row into ``out_dir``."""
+    from synmotion_cli.backend import PackUse
+
+    from .evaluate import Generator, learn_pack
+    from .judges import load_judges
+    from .world import MOTIONS, prompt_for
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    work = out_dir / "work"
+    judges = load_judges()
+    gen = Generator("toy")
+    references = {m: _reference(m, plan, judges) for m in plan.motions}
+    results: dict = {"plan": plan.to_dict(), "date": time.strftime("%Y-%m-%d"),
+                     "machine": f"{os.cpu_count()} CPU cores", "rows": {},
+                     "reference": {m: {"dynamics": r["dynamics"]} for m, r in references.items()}}
+    total = len(plan.rows) * len(plan.motions)
+    done = 0
+    for row in plan.rows:
+        tally, ext_tally, strips, learn_s = _Tally(), _Tally(), [], []
+        for motion in plan.motions:
+            done += 1
+            packs = ()
+            if row.options is not None:
+                reporter.stage(f"[{done}/{total}] {row.name}: learning {motion}")
+                pack, files, seconds = learn_pack(motion, work, clips=plan.clips, seed=plan.seed,
+                                                  options={**plan.options, **row.options}, name=f"{motion}-{row.name}",
+                                                  steps=plan.steps)
+                learn_s.append(seconds)
+                packs = (PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files),)
+            reporter.stage(f"[{done}/{total}] {row.name}: generating {motion}")
+            strips.append((f"reference clip: {prompt_for('person', MOTIONS[motion])}", references[motion]["first"]))
+            prompts = [(s, None, None, prompt_for(s, MOTIONS[motion])) for s in plan.subjects]
+            records, videos = _measure(gen, judges, prompts, packs, references[motion], motion, plan.seeds)
+            for r in records:
+                tally.add(**r)
+            strips += [(f"{prompt_for(s, MOTIONS[motion])} (judged: {r['judged_motion']}, {r['judged_subject']})", v)
+                       for (s, *_), r, v in zip(prompts, records[::plan.seeds], videos[::plan.seeds])][:3]
+            if plan.extensions:
+                ext_prompts = []
+                for i, s in enumerate(plan.subjects):
+                    background, style = plan.extensions[i % len(plan.extensions)]
+                    ext_prompts.append((s, background, style, prompt_for(s, MOTIONS[motion], background, style)))
+                ext_records, ext_videos = _measure(gen, judges, ext_prompts, packs, references[motion], motion, 1)
+                for r in ext_records:
+                    ext_tally.add(**r)
+                strips.append((ext_prompts[0][3], ext_videos[0]))
+        sheet = _sheet(strips, out_dir / f"{row.name}.png", f"{row.name}: {row.about}")
+        results["rows"][row.name] = {
+            "about": row.about, "paper": row.paper, "options": row.options,
+            "overall": tally.summary(MEASURES, plan.seeds), "per_motion": tally.per_motion(MEASURES),
+            "extension": ext_tally.summary(EXTENSION_MEASURES, 1) if plan.extensions else None,
+            "learn_s": float(np.mean(learn_s)) if learn_s else None, "sheet": str(sheet),
+            "videos": len(tally.items) + len(ext_tally.items),
+        }
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    return results
