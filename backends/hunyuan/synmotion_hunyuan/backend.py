@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import importlib.util
 
-from synmotion_cli.backend import CAP_LEARN, CAP_T2V, GenResult, PackDraft, Problem
+from synmotion_cli.backend import CAP_I2V, CAP_LEARN, CAP_T2V, GenResult, PackDraft, Problem
 
 KIND = "synmotion.motion-pack"
 
 
-def _pack_base(packs) -> str | None:
-    ids = {p.manifest.get("base", {}).get("id") for p in packs}
+def variant_base(manifest: dict, variant: str) -> dict:
+    """The identity of the base a pack's variant was learned on (packs from before I2V: the top-level one)."""
+    return (manifest.get("variants", {}).get(variant) or {}).get("base") or manifest.get("base") or {}
+
+
+def _pack_base(packs, variant: str = "t2v") -> str | None:
+    ids = {variant_base(p.manifest, variant).get("id") for p in packs}
     ids.discard(None)
     if len(ids) > 1:
         from synmotion_cli.errors import UsageError
@@ -26,7 +31,7 @@ def _pack_base(packs) -> str | None:
 class HunyuanBackend:
     name = "hunyuan"
     description = "SynMotion on HunyuanVideo (diffusers): dual embeddings, motion LoRA, embedding-exclusive training"
-    capabilities = frozenset({CAP_LEARN, CAP_T2V})
+    capabilities = frozenset({CAP_LEARN, CAP_T2V, CAP_I2V})
 
     def check(self, base: str | None = None) -> list[Problem]:
         problems = []
@@ -53,19 +58,13 @@ class HunyuanBackend:
 
     # -- learn ------------------------------------------------------------------------------------------
     def learn(self, request, reporter) -> PackDraft:
-        from synmotion_cli import __version__
-        from synmotion_cli.prompts import inflections
-
         from . import bases
         from .runtime import load_pipeline, pick_runtime
         from .settings import LearnSettings, build
         from .training import Trainer
 
         if request.i2v:
-            from synmotion_cli.errors import UsageError
-
-            raise UsageError("this version of the hunyuan backend learns text-to-video packs only",
-                             hint="drop --i2v")
+            return self._learn_i2v(request, reporter)
         if request.base is None:
             name, why = bases.choose_default()
             reporter.message(f"base: {name} ({why}; choose another with --base or `base = …` in the config file)")
@@ -84,6 +83,13 @@ class HunyuanBackend:
         trainer = Trainer(pipe, base, runtime, settings, request, reporter, base_cfg)
         trainer.prepare()
         result = trainer.run()
+        return self._draft("t2v", request, base, settings, result)
+
+    def _draft(self, variant: str, request, base, settings, result) -> PackDraft:
+        """One variant's pack draft; the CLI adds it beside the pack's other variant, if any."""
+        from synmotion_cli import __version__
+        from synmotion_cli.prompts import inflections
+
         triggers = list(dict.fromkeys(w for t in [*request.trigger_words, request.motion] for w in [t, *inflections(t)]))
         manifest = {
             "kind": KIND,
@@ -91,13 +97,68 @@ class HunyuanBackend:
             "tool_version": __version__,
             "motion": {"name": request.motion, "trigger_words": triggers, "prompt": result["data"]["user_prompt"]},
             "base": base.identity(),
-            "variants": {"t2v": result["variant"]},
+            "variants": {variant: {**result["variant"], "base": base.identity()}},
             "config": {**settings.to_dict(), "seed": request.seed},
             "data": result["data"],
             "metrics": result["metrics"],
             "timings": result["timings"],
         }
         return PackDraft(files=result["files"], manifest=manifest)
+
+    def _learn_i2v(self, request, reporter) -> PackDraft:
+        """The I2V variant: trained on the image-to-video base paired with the text-to-video one, whose
+        one-frame samples are the condition images of the subject-prior videos (made before the I2V base
+        loads, so the two never share memory)."""
+        import gc
+
+        from synmotion_cli.errors import UsageError
+        from synmotion_cli.paths import cache_dir
+
+        from . import bases
+        from .runtime import load_pipeline, pick_runtime
+        from .settings import LearnSettings, build
+        from .spv import first_frames, prompts_for
+        from .text_encoding import PromptEncoder
+        from .training import Trainer
+
+        base = bases.resolve_i2v(request.i2v_base, request.base)
+        reporter.message(f"image-to-video base: {base.id}")
+        base_cfg = bases.read_synmotion_config(base.path)
+        overrides = dict(request.options)
+        if request.steps is not None:
+            overrides["steps"] = request.steps
+        settings = build(LearnSettings, base_cfg.get("defaults", {}).get("learn", {}), overrides)
+        runtime = pick_runtime(settings.mixed_precision)
+        spv_images, images_from = None, ""
+        if settings.strategy == "exclusive" and settings.alpha < 1.0 and request.spv_dir is None:
+            t2v_name = request.base or bases.t2v_partner(base)
+            if t2v_name is None:
+                raise UsageError(f"subject-prior videos on {base.id} need condition images from a text-to-video base",
+                                 hint="name it with --base, bring your own clips with --spv DIR, or -O strategy=joint")
+            t2v = bases.resolve(t2v_name)
+
+            def load_t2v():
+                pipe = load_pipeline(t2v, runtime, training=False)
+                return pipe, PromptEncoder.from_pipeline(pipe, t2v.path)
+
+            spv_images = first_frames(load_t2v, prompts_for(settings), height=settings.height, width=settings.width,
+                                      steps=settings.spv_steps, guidance=settings.spv_guidance,
+                                      true_cfg_scale=settings.spv_true_cfg_scale, seed=0,
+                                      base_fingerprint=t2v.fingerprint, reporter=reporter,
+                                      cache_dir=cache_dir() / "spv-images" / t2v.fingerprint
+                                      / f"{settings.height}x{settings.width}")
+            images_from = t2v.fingerprint
+            gc.collect()
+        reporter.message(f"base {base.id} on {runtime.device}; {settings.steps} steps, alpha {settings.alpha}, "
+                         f"strategy {settings.strategy}")
+        pipe = load_pipeline(base, runtime, training=True, i2v=True)
+        trainer = Trainer(pipe, base, runtime, settings, request, reporter, base_cfg, spv_images=spv_images,
+                          spv_images_from=images_from)
+        trainer.prepare()
+        result = trainer.run()
+        if images_from:
+            result["data"]["spv_images_from"] = t2v.id
+        return self._draft("i2v", request, base, settings, result)
 
     # -- generate ---------------------------------------------------------------------------------------
     def generate(self, request, reporter) -> GenResult:
@@ -111,23 +172,32 @@ class HunyuanBackend:
         from .settings import GenSettings, build
         from .text_encoding import PromptEncoder
 
-        if request.image is not None:
-            raise UsageError("this version of the hunyuan backend generates text-to-video only",
-                             hint="drop --image")
+        i2v = request.image is not None
+        variant = "i2v" if i2v else "t2v"
         for pack in request.packs:
-            if pack.manifest.get("kind") != KIND or "t2v" not in pack.manifest.get("variants", {}):
-                raise UsageError(f"pack {pack.name} has no text-to-video variant for the hunyuan backend")
-        base = bases.resolve(request.base or _pack_base(request.packs) or bases.choose_default()[0])
+            if pack.manifest.get("kind") != KIND or variant not in pack.manifest.get("variants", {}):
+                raise UsageError(f"pack {pack.name} has no {'image' if i2v else 'text'}-to-video variant "
+                                 "for the hunyuan backend",
+                                 hint=f"learn it with `synmotion learn {pack.name.split(':')[0]} CLIPS"
+                                      f"{' --i2v' if i2v else ''}`")
+        recorded = _pack_base(request.packs, variant)
+        if not i2v:
+            base = bases.resolve(request.base or recorded or bases.choose_default()[0])
+        elif request.i2v_base or (recorded and not request.base):
+            base = bases.resolve(request.i2v_base or recorded)
+        else:
+            base = bases.resolve_i2v(None, request.base)
         for pack in request.packs:
-            recorded = pack.manifest.get("base", {}).get("fingerprint")
-            if recorded and recorded != base.fingerprint:
-                raise UsageError(f"pack {pack.name} was learned on another base ({pack.manifest['base'].get('id')}, "
-                                 f"fingerprint {recorded}) than {base.id} ({base.fingerprint})",
+            identity = variant_base(pack.manifest, variant)
+            fingerprint = identity.get("fingerprint")
+            if fingerprint and fingerprint != base.fingerprint:
+                raise UsageError(f"pack {pack.name} was learned on another base ({identity.get('id')}, "
+                                 f"fingerprint {fingerprint}) than {base.id} ({base.fingerprint})",
                                  hint="generate with the pack's own base (omit --base), or re-learn the pack")
         base_cfg = bases.read_synmotion_config(base.path)
         pack_defaults = {}
         if request.packs:
-            v = request.packs[0].manifest["variants"]["t2v"]
+            v = request.packs[0].manifest["variants"][variant]
             pack_defaults = {k: v[k] for k in ("height", "width", "frames", "fps") if k in v}
         cli = {k: v for k, v in dict(steps=request.steps, guidance=request.guidance, height=request.height,
                                      width=request.width, frames=request.frames).items() if v is not None}
@@ -138,24 +208,33 @@ class HunyuanBackend:
                              hint="HunyuanVideo needs height and width divisible by 16, e.g. --size 320x512")
         runtime = pick_runtime()
         reporter.message(f"base {base.id} on {runtime.device}")
-        pipe = load_pipeline(base, runtime, training=False)
+        image = black = None
+        if i2v:  # any size or format Pillow reads, fitted (resized, center-cropped) to the video
+            import numpy as np
+
+            from synmotion_cli import media
+
+            image = media.load_image(request.image, height=settings.height, width=settings.width)
+            black = np.zeros_like(image)  # the pipeline's own negative image
+        pipe = load_pipeline(base, runtime, training=False, i2v=i2v)
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
         embeds, mask, pooled, text, used = encode_with_packs(encoder, request.prompt, request.style,
-                                                             request.background, request.packs, reporter)
+                                                             request.background, request.packs, reporter,
+                                                             variant=variant, image=image)
         negative = None
         if settings.true_cfg_scale > 1:  # classifier-free guidance against the empty prompt
-            empty = encoder.encode("")
-            negative = (empty.embeds, empty.mask, empty.pooled)
-        adapters = apply_loras(pipe, request.packs)
+            empty = encoder.encode("", image=black)
+            negative = (*empty.joined(), empty.pooled)
+        adapters = apply_loras(pipe, request.packs, variant)
         reporter.stage("sample", total=None)
         t0 = time.perf_counter()
         frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
                         frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed,
-                        negative=negative, true_cfg_scale=settings.true_cfg_scale)
+                        negative=negative, true_cfg_scale=settings.true_cfg_scale, image=image)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
         return GenResult(frames=frames, fps=settings.fps, metadata={
             "prompt": text, "base": base.id, "base_fingerprint": base.fingerprint, "backend": self.name,
             "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
-            "embedding_from": used or "",
+            "embedding_from": used or "", "image": request.image.name if i2v else "",
             "adapters": len(adapters)})  # no timings: the same seed and packs must give the same file

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from synmotion_cli.errors import EnvironmentProblem, NotFoundError, UsageError
+from synmotion_cli.errors import EnvironmentProblem, NotFoundError, SynMotionError, UsageError
 
 DEFAULT_T2V = "hunyuanvideo-community/HunyuanVideo"
 DEFAULT_I2V = "hunyuanvideo-community/HunyuanVideo-I2V"
@@ -92,6 +92,8 @@ def _named_path(name: str) -> Path | None:
         return None
     try:
         return Path(ep.load()())
+    except SynMotionError:  # the plugin's own explanation (e.g. how to build weights it does not ship)
+        raise
     except Exception as e:  # a broken plugin: say which
         raise NotFoundError(f"base {name!r} is registered by an installed plugin that failed to load: {e}",
                             hint="reinstall the plugin that provides it") from e
@@ -190,6 +192,56 @@ def check_fits(base: BaseSpec, device: str, *, training: bool, dtype_bytes: int)
         raise EnvironmentProblem(
             f"{base.id} needs about {need / 1024**3:.1f} GB on {device} but {have / 1024**3:.1f} GB is free",
             hint="free memory, use a larger GPU, or lower --size/--frames")
+
+
+def pipeline_class(base: BaseSpec) -> str | None:
+    """The diffusers pipeline class a base directory declares (``model_index.json``)."""
+    try:
+        return json.loads((base.path / "model_index.json").read_text()).get("_class_name")
+    except (OSError, ValueError):
+        return None
+
+
+# Each text-to-video base and the image-to-video base made from it: a pack's two variants come from such a
+# pair. `--i2v-base` names another; a local base directory may name its partner in synmotion.json
+# ("i2v_base" beside a text-to-video base, "t2v_base" beside an image-to-video one).
+I2V_PARTNERS = {DEFAULT_T2V: DEFAULT_I2V, "toy": "toy-i2v"}
+
+
+def _declared_partner(spec: BaseSpec, key: str) -> str | None:
+    partner = read_synmotion_config(spec.path).get(key)
+    if not partner:
+        return None
+    beside = spec.path / partner   # a folder next to this base, else a registered name or hub id
+    return str(beside.resolve()) if beside.is_dir() else partner
+
+
+def i2v_partner(t2v: str) -> str | None:
+    """The image-to-video base paired with the text-to-video base ``t2v``, or None when it has none."""
+    if t2v in I2V_PARTNERS:
+        return I2V_PARTNERS[t2v]
+    try:
+        spec = resolve(t2v)
+    except SynMotionError:
+        return None
+    return I2V_PARTNERS.get(spec.id) or _declared_partner(spec, "i2v_base")
+
+
+def t2v_partner(i2v: BaseSpec) -> str | None:
+    """The text-to-video base paired with an image-to-video one (it draws I2V subject-prior images)."""
+    return {v: k for k, v in I2V_PARTNERS.items()}.get(i2v.id) or _declared_partner(i2v, "t2v_base")
+
+
+def resolve_i2v(i2v: str | None, t2v: str | None) -> BaseSpec:
+    """The image-to-video base: ``i2v`` if named, else the partner of ``t2v`` (else of the default base)."""
+    if i2v:
+        return resolve(i2v)
+    t2v = t2v or choose_default()[0]
+    partner = i2v_partner(t2v)
+    if partner is None:
+        raise UsageError(f"base {t2v} has no image-to-video partner",
+                         hint="name the image-to-video base with --i2v-base DIR_OR_HUB_ID")
+    return resolve(partner)
 
 
 def read_synmotion_config(path: Path) -> dict:

@@ -154,12 +154,13 @@ class DualEmbedding(nn.Module):
             self.z_out = ZeroConv(dim)
 
     @classmethod
-    def from_encoder(cls, encoder, motion: str, seed: int = 0, **options) -> DualEmbedding:
+    def from_encoder(cls, encoder, motion: str, seed: int = 0, image=None, **options) -> DualEmbedding:
         """Build one for ``encoder``'s LLM, the motion residue initialised from "a person <motion>".
 
         ``motion`` is the form the training prompts use (e.g. "claps"); ``options`` are EmbeddingConfig fields.
+        An image-to-video encoder reads the phrase with ``image`` (a training clip's condition frame).
         """
-        encoded = encoder.encode(parse_roles(f"{INIT_SUBJECT} {motion}", [motion]))
+        encoded = encoder.encode(parse_roles(f"{INIT_SUBJECT} {motion}", [motion]), image=image)
         start, end = encoded.spans.motion
         valid = encoded.embeds[0, : int(encoded.mask.sum())].float()
         config = EmbeddingConfig(dim=valid.shape[-1], motion_tokens=end - start, **options)

@@ -43,15 +43,24 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*torchvision.*")
 
 
-def load_pipeline(base: bases.BaseSpec, runtime: Runtime, *, training: bool):
-    """Check the base fits, then load it with diffusers' own ``from_pretrained``."""
+def load_pipeline(base: bases.BaseSpec, runtime: Runtime, *, training: bool, i2v: bool = False):
+    """Check the base fits and is the right kind (text- or image-to-video), then load it with diffusers'
+    own ``from_pretrained``."""
     import torch
-    from diffusers import HunyuanVideoPipeline
+    from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoPipeline
 
+    cls = HunyuanVideoImageToVideoPipeline if i2v else HunyuanVideoPipeline
+    kind = bases.pipeline_class(base)
+    if kind is not None and kind != cls.__name__:
+        from synmotion_cli.errors import UsageError
+
+        want = "an image-to-video" if i2v else "a text-to-video"
+        raise UsageError(f"base {base.id} is a {kind}, not {want} base",
+                         hint="--i2v-base names the image-to-video base, --base the text-to-video one")
     bases.check_fits(base, runtime.device, training=training, dtype_bytes=runtime.dtype_bytes)
     quiet_libraries()
     try:
-        pipe = HunyuanVideoPipeline.from_pretrained(str(base.path), dtype=runtime.dtype)
+        pipe = cls.from_pretrained(str(base.path), dtype=runtime.dtype)
     except (OSError, ValueError, KeyError) as e:
         from synmotion_cli.errors import IntegrityError
 

@@ -18,11 +18,13 @@ from .embedding import DualEmbedding
 from .text_encoding import PromptEncoder
 
 
-def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, variant="t2v"):
+def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, variant="t2v",
+                      image=None):
     """Prompt embeddings with a pack's embedding module applied; returns (embeds, mask, pooled, text, used).
 
     The first pack whose motion is in the prompt lends its embedding; every other pack with an embedding is
     told (adapter only). If packs carry embeddings but none finds its motion, the prompt is malformed.
+    With ``image`` (I2V) the image tokens go first, as context for the refiner, unchanged.
     """
     text = compose(prompt, style, background)
     chosen, first_error = None, None
@@ -43,14 +45,15 @@ def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, pa
     if chosen is None:
         if first_error is not None:
             raise first_error
-        encoded = encoder.encode(text)
-        return encoded.embeds, encoded.mask, encoded.pooled, text, None
+        encoded = encoder.encode(text, image=image)
+        return *encoded.joined(), encoded.pooled, text, None
     pack, v, roles = chosen
-    encoded = encoder.encode(roles)
+    encoded = encoder.encode(roles, image=image)
     module = DualEmbedding.load(pack.files[v["embedding"]])
     module.to(encoded.embeds.device)
     with torch.no_grad():
-        embeds, mask = module(encoded.embeds.float(), encoded.mask, encoded.spans, scale=pack.weight)
+        embeds, mask = module(encoded.embeds.float(), encoded.mask, encoded.spans, prefix=encoded.image_embeds,
+                              scale=pack.weight)
     return embeds, mask, encoded.pooled, roles.text, pack.name
 
 
@@ -60,24 +63,33 @@ def apply_loras(pipe, packs, variant="t2v") -> list[str]:
         v = pack.manifest["variants"][variant]
         if v.get("lora"):
             name = f"pack{i}"
-            load_lora(pipe, pack.files[v["lora"]], weight=pack.weight, adapter_name=name)
+            target = pipe if hasattr(pipe, "load_lora_weights") else pipe.transformer
+            load_lora(target, pack.files[v["lora"]], weight=pack.weight, adapter_name=name)
             names.append(name)
             weights.append(pack.weight)
-    if names:
-        pipe.set_adapters(names, weights)
+    if names:  # the image-to-video pipeline has no LoRA mixin: its transformer takes the adapters itself
+        (pipe if hasattr(pipe, "set_adapters") else pipe.transformer).set_adapters(names, weights)
     return names
 
 
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
-           true_cfg_scale: float = 1.0, output_type: str = "np"):
+           true_cfg_scale: float = 1.0, output_type: str = "np", image=None):
     """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3), or latents.
 
     ``negative`` (embeds, mask, pooled) with ``true_cfg_scale`` > 1 adds classifier-free guidance; bases
     trained with prompt dropout (the toy base) need it, guidance-distilled ones (HunyuanVideo) do not.
+    ``image`` (uint8 (height, width, 3), I2V pipelines only) is the first frame; ``frames`` frames come back.
     """
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     generator = torch.Generator("cpu").manual_seed(seed)
     extra = {}
+    if image is not None:
+        from PIL import Image
+
+        from .image_condition import pipeline_frames
+
+        extra["image"] = Image.fromarray(np.asarray(image, dtype=np.uint8))
+        frames = pipeline_frames(pipe, frames)
     if negative is not None and true_cfg_scale > 1:
         n_embeds, n_mask, n_pooled = negative
         extra = dict(negative_prompt_embeds=n_embeds.to(device, dtype), negative_prompt_attention_mask=n_mask.to(device),

@@ -4,6 +4,9 @@ On SPV steps the trainer regularises the subject path toward broad subjects whil
 fixed (the paper's embedding-exclusive strategy). The set depends only on the base and the resolution, so
 it is cached per base fingerprint, resolution and sampler settings and reused by every pack learned there.
 Users may bring their own SPV clips instead: a folder of clips named by their prompt ("a cat runs.mp4").
+
+Image-to-video SPV needs a condition image per prompt: the text-to-video base of the pair draws it (a
+one-frame video of the prompt, cached per base), then the frozen image-to-video base animates it.
 """
 
 from __future__ import annotations
@@ -38,16 +41,25 @@ def default_prompts(count: int, seed: int, subjects=SUBJECTS, actions=ACTIONS) -
     return pairs[:count]
 
 
+def prompts_for(settings) -> list[tuple[str, str]]:
+    """The SPV prompts that learn settings (``spv_count``, ``spv_subjects``, ``spv_actions``) ask for."""
+    subjects = [x.strip() for x in settings.spv_subjects.split(",") if x.strip()] or SUBJECTS
+    actions = [x.strip() for x in settings.spv_actions.split(",") if x.strip()] or ACTIONS
+    return default_prompts(settings.spv_count, seed=0, subjects=subjects, actions=actions)
+
+
 def _cache_key(base_fingerprint, prompt, height, width, frames, steps, seed) -> str:
     return hashlib.sha256(json.dumps([base_fingerprint, prompt, height, width, frames, steps, seed]).encode()).hexdigest()[:24]
 
 
 def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, base_fingerprint, cache_dir: Path,
-               encode_prompt, reporter=None, negative=None, true_cfg_scale: float = 1.0) -> list[SPVItem]:
+               encode_prompt, reporter=None, negative=None, true_cfg_scale: float = 1.0,
+               images: dict | None = None) -> list[SPVItem]:
     """Generate (or load from the cache) one latent video per prompt with the frozen base.
 
     ``encode_prompt(prompt, action)`` returns (embeds, mask, pooled) for the base: the same encoder the
-    trainer uses, so the SPV is what the base makes of exactly these prompts.
+    trainer uses, so the SPV is what the base makes of exactly these prompts. An image-to-video base also
+    takes ``images`` (prompt -> uint8 RGB frame), and ``base_fingerprint`` should then name where they came from.
     """
     from safetensors.torch import load_file, save_file
 
@@ -64,9 +76,16 @@ def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, b
             from .sampling import sample
 
             embeds, mask, pooled = encode_prompt(prompt, action)
+            image = None if images is None else images[prompt]
             latents = sample(pipe, embeds, mask, pooled, height=height, width=width, frames=frames, steps=steps,
                              guidance=guidance, seed=seed + i, negative=negative, true_cfg_scale=true_cfg_scale,
-                             output_type="latent")
+                             output_type="latent", image=image)
+            if image is not None:
+                from .image_condition import clip_latents_from_sample
+                from .latents import encode_frames
+
+                condition = encode_frames(pipe.vae, image[None], pipe.vae.device, pipe.vae.dtype)
+                latents = clip_latents_from_sample(pipe, latents, condition, frames)
             latents = latents.float().cpu()
             tmp = path.with_suffix(".tmp")
             save_file({"latents": latents.contiguous()}, str(tmp), metadata={"prompt": prompt, "action": action})
@@ -77,6 +96,47 @@ def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, b
     if reporter:
         reporter.close()
     return items
+
+
+def first_frames(load_t2v, prompts, *, height, width, steps, guidance, true_cfg_scale, seed, base_fingerprint,
+                 cache_dir: Path, reporter=None) -> dict:
+    """A condition image per SPV prompt for image-to-video learning: prompt -> uint8 (height, width, 3).
+
+    Each is a one-frame video of the prompt by the text-to-video base, cached like SPV latents.
+    ``load_t2v()`` returns (pipeline, PromptEncoder); it is called only when an image is not cached yet,
+    so a warm cache never loads the text-to-video base.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from .sampling import sample
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    images, loaded = {}, None
+    if reporter:
+        reporter.stage("subject-prior images", total=len(prompts))
+    for i, (prompt, _) in enumerate(prompts):
+        key = _cache_key(base_fingerprint, prompt, height, width, 1, [steps, guidance, true_cfg_scale], seed + i)
+        path = cache_dir / f"{key}.safetensors"
+        if path.is_file():
+            images[prompt] = load_file(str(path))["image"].numpy()
+        else:
+            if loaded is None:
+                pipe, encoder = loaded = load_t2v()
+                empty = encoder.encode("")
+            e = encoder.encode(prompt)
+            frame = sample(pipe, e.embeds, e.mask, e.pooled, height=height, width=width, frames=1, steps=steps,
+                           guidance=guidance, seed=seed + i, negative=(empty.embeds, empty.mask, empty.pooled),
+                           true_cfg_scale=true_cfg_scale)[0]
+            tmp = path.with_suffix(".tmp")
+            save_file({"image": torch.from_numpy(frame).contiguous()}, str(tmp), metadata={"prompt": prompt})
+            tmp.replace(path)
+            images[prompt] = frame
+        if reporter:
+            reporter.advance(1)
+    if reporter:
+        reporter.close()
+    return images
 
 
 def user_spv_clips(folder: Path) -> list[tuple[Path, str, str]]:

@@ -4,6 +4,11 @@ The LLM path templates the prompt, takes the hidden states three layers from the
 template tokens off, leaving the user's tokens, ``<|eot_id|>`` and right padding. Character spans from
 ``synmotion_cli.prompts`` become token spans through the fast tokenizer's offsets: byte-level BPE never
 lets a token straddle two words, so "tokens overlapping the characters" is exact.
+
+Image-to-video bases encode the prompt together with an image (a Llava MLLM): the pipeline's own
+``encode_prompt`` returns ``cat([image tokens, text tokens])``. The text tokens index exactly like the T2V
+crop (the pipeline crops the same template prefix), so the same spans apply to them; the image tokens are
+kept apart as ``image_embeds``, the prefix the dual embeddings put back in front.
 """
 
 from __future__ import annotations
@@ -29,16 +34,27 @@ class PromptTemplate:
     template: str             # contains one "{}" where the prompt goes
     crop_start: int           # tokens before the prompt, BOS included
     max_sequence_length: int = 256   # prompt tokens kept after the crop (small bases use fewer)
+    image: dict | None = None        # I2V: image_emb_start, image_emb_end, image_emb_len (the pipeline's keys)
 
 
-def load_prompt_template(base: str | Path | None = None) -> PromptTemplate:
-    """The template stored with a local base (tiny pipelines write one), else diffusers' default."""
+IMAGE_KEYS = ("image_emb_start", "image_emb_end", "image_emb_len")
+
+
+def load_prompt_template(base: str | Path | None = None, *, i2v: bool = False) -> PromptTemplate:
+    """The template stored with a local base (small bases write one), else diffusers' default."""
     if base is not None:
         path = Path(base) / TEMPLATE_FILE
         if path.is_file():
             info = json.loads(path.read_text())
-            return PromptTemplate(info["prompt_template"], int(info["crop_start"]),
-                                  int(info.get("max_sequence_length", MAX_SEQUENCE_LENGTH)))
+            if "prompt_template" in info:
+                image = {k: int(info[k]) for k in IMAGE_KEYS} if i2v and "image_emb_len" in info else None
+                return PromptTemplate(info["prompt_template"], int(info["crop_start"]),
+                                      int(info.get("max_sequence_length", MAX_SEQUENCE_LENGTH)), image)
+    if i2v:
+        from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import DEFAULT_PROMPT_TEMPLATE
+
+        return PromptTemplate(DEFAULT_PROMPT_TEMPLATE["template"], DEFAULT_PROMPT_TEMPLATE["crop_start"],
+                              image={k: DEFAULT_PROMPT_TEMPLATE[k] for k in IMAGE_KEYS})
     from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
 
     return PromptTemplate(DEFAULT_PROMPT_TEMPLATE["template"], REAL_CROP_START)
@@ -62,6 +78,7 @@ class EncodedPrompt:
     mask: torch.Tensor        # (1, L) 1 for valid tokens (they come first)
     pooled: torch.Tensor      # (1, P) CLIP pooled output
     spans: TokenSpans | None  # None when encoded from plain text
+    image_embeds: torch.Tensor | None = None   # (1, P, D) I2V image tokens, which go in front of ``embeds``
 
     def to(self, device=None, dtype=None) -> EncodedPrompt:
         return replace(
@@ -69,14 +86,22 @@ class EncodedPrompt:
             embeds=self.embeds.to(device=device, dtype=dtype),
             mask=self.mask.to(device=device),
             pooled=self.pooled.to(device=device, dtype=dtype),
+            image_embeds=None if self.image_embeds is None else self.image_embeds.to(device=device, dtype=dtype),
         )
+
+    def joined(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(embeds, mask) as the transformer reads them: the image tokens (all valid) first, for I2V."""
+        if self.image_embeds is None:
+            return self.embeds, self.mask
+        ones = self.mask.new_ones(self.image_embeds.shape[:2])
+        return torch.cat([self.image_embeds, self.embeds], dim=1), torch.cat([ones, self.mask], dim=1)
 
 
 class PromptEncoder:
     """Frozen LLM + CLIP text encoders of a HunyuanVideo pipeline, used only under ``no_grad``."""
 
     def __init__(self, tokenizer, text_encoder, tokenizer_2, text_encoder_2, template: PromptTemplate,
-                 max_sequence_length: int = MAX_SEQUENCE_LENGTH):
+                 max_sequence_length: int = MAX_SEQUENCE_LENGTH, image_pipeline=None):
         # The transformer's joint attention mask assumes valid text tokens first; transformers v5 pads Llama left.
         tokenizer.padding_side = "right"
         for encoder in (text_encoder, text_encoder_2):
@@ -86,23 +111,37 @@ class PromptEncoder:
         self.tokenizer_2, self.text_encoder_2 = tokenizer_2, text_encoder_2
         self.template = template
         self.max_sequence_length = max_sequence_length
+        # I2V: the image-to-video pipeline, whose own encode_prompt runs the MLLM on image and text.
+        self.image_pipeline = image_pipeline
 
     @classmethod
     def from_pipeline(cls, pipe, base: str | Path | None = None, template: PromptTemplate | None = None,
                       max_sequence_length: int | None = None) -> PromptEncoder:
+        i2v = hasattr(pipe, "image_processor")
         if template is None:
             base = base if base is not None else getattr(pipe.config, "_name_or_path", None)
-            template = load_prompt_template(base)
+            template = load_prompt_template(base, i2v=i2v)
         return cls(pipe.tokenizer, pipe.text_encoder, pipe.tokenizer_2, pipe.text_encoder_2, template,
-                   max_sequence_length or template.max_sequence_length)
+                   max_sequence_length or template.max_sequence_length, image_pipeline=pipe if i2v else None)
 
     @property
     def pipeline_template(self) -> dict:
         """The ``prompt_template`` argument that makes the pipeline encode the same way."""
-        return {"template": self.template.template, "crop_start": self.template.crop_start}
+        return {"template": self.template.template, "crop_start": self.template.crop_start,
+                **(self.template.image or {})}
+
+    @property
+    def image_interleave(self) -> int:
+        """Every how many image tokens the I2V pipeline keeps one (its own rule, from the transformer)."""
+        kind = self.image_pipeline.transformer.config.image_condition_type
+        return 2 if kind == "latent_concat" else 4 if kind == "token_replace" else 1
 
     @torch.no_grad()
-    def encode(self, prompt: PromptRoles | str) -> EncodedPrompt:
+    def encode(self, prompt: PromptRoles | str, image=None) -> EncodedPrompt:
+        """Encode a prompt (with its role spans when given ``PromptRoles``); I2V bases also need ``image``
+        (a PIL image or an RGB uint8 array)."""
+        if (image is None) != (self.image_pipeline is None):
+            raise ValueError("an image-to-video base encodes a prompt with an image, a text-to-video base without")
         roles = prompt if isinstance(prompt, PromptRoles) else None
         text = roles.text if roles else prompt
         crop = self.template.crop_start
@@ -115,10 +154,6 @@ class PromptEncoder:
             return_attention_mask=True,
             return_offsets_mapping=roles is not None,
         )
-        device = self.text_encoder.device
-        ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
-        hidden = self.text_encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
-        embeds = hidden.hidden_states[-(HIDDEN_LAYERS_TO_SKIP + 1)].to(self.text_encoder.dtype)
         spans = None
         if roles is not None:
             offsets = tokens.offset_mapping[0, crop:].tolist()
@@ -127,12 +162,37 @@ class PromptEncoder:
                 _token_span(offsets, shift, getattr(roles, role), role, text)
                 for role in ("subject", "motion", "extensions")
             ))
+        if image is not None:
+            return self._encode_with_image(text, image, spans)
+        device = self.text_encoder.device
+        ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
+        hidden = self.text_encoder(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        embeds = hidden.hidden_states[-(HIDDEN_LAYERS_TO_SKIP + 1)].to(self.text_encoder.dtype)
         return EncodedPrompt(
             text=text,
             embeds=embeds[:, crop:].detach().cpu(),
             mask=mask[:, crop:].detach().cpu(),
             pooled=self._pooled(text).detach().cpu(),
             spans=spans,
+        )
+
+    def _encode_with_image(self, text: str, image, spans: TokenSpans | None) -> EncodedPrompt:
+        from PIL import Image
+
+        if not isinstance(image, Image.Image):
+            image = Image.fromarray(image)
+        pipe, interleave = self.image_pipeline, self.image_interleave
+        embeds, pooled, mask = pipe.encode_prompt(
+            image=image, prompt=text, prompt_template=self.pipeline_template, device=self.text_encoder.device,
+            max_sequence_length=self.max_sequence_length, image_embed_interleave=interleave)
+        n_image = len(range(0, self.template.image["image_emb_len"], interleave))
+        return EncodedPrompt(
+            text=text,
+            embeds=embeds[:, n_image:].detach().cpu(),
+            mask=mask[:, n_image:].detach().cpu(),
+            pooled=pooled.detach().cpu(),
+            spans=spans,
+            image_embeds=embeds[:, :n_image].detach().cpu(),
         )
 
     def _pooled(self, text: str) -> torch.Tensor:

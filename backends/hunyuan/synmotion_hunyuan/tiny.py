@@ -4,6 +4,9 @@ The configs are the ones diffusers' own fast tests use; the tokenizers are built
 byte-level BPE Llama-3-like tokenizer trained on a small corpus, and a character-level CLIP tokenizer.
 ``save_tiny_pipeline`` writes a normal diffusers directory, so it loads with ``from_pretrained`` like a
 real base, plus a ``synmotion.json`` holding the prompt template and the crop_start that fits its tokenizer.
+With ``i2v=True`` it is a ``HunyuanVideoImageToVideoPipeline``: the Llama becomes the language model of a
+``LlavaForConditionalGeneration`` with a tiny CLIP vision tower, and the transformer takes the image latents
+concatenated to the noisy ones (``image_condition_type="latent_concat"``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ LLAMA_SPECIALS = [
     "<pad>", "<image>",
 ]
 TEXT_DIM = 16     # Llama hidden size == transformer text_embed_dim
+VISION_IMAGE_SIZE, VISION_PATCH = 32, 4   # the tiny vision tower sees 32x32 pixels: 64 image tokens
 POOLED_DIM = 8    # CLIP hidden size == transformer pooled_projection_dim
 
 _WORDS = """
@@ -91,29 +95,35 @@ def crop_start_for(tokenizer, template: str) -> int:
 
 
 def build_tiny_components(i2v: bool = False, seed: int = 0, **overrides) -> dict:
-    """The keyword arguments of ``HunyuanVideoPipeline``, random but deterministic for ``seed``.
+    """The keyword arguments of ``HunyuanVideoPipeline`` (or, with ``i2v``, of
+    ``HunyuanVideoImageToVideoPipeline``), random but deterministic for ``seed``.
 
     ``overrides`` replace components by name (e.g. ``transformer=...``).
     """
-    if i2v:
-        raise NotImplementedError("the tiny image-to-video components are not built yet")
     from diffusers import (
         AutoencoderKLHunyuanVideo,
         FlowMatchEulerDiscreteScheduler,
         HunyuanVideoTransformer3DModel,
     )
-    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
     from transformers import CLIPTextConfig, CLIPTextModel, LlamaConfig, LlamaModel
 
-    tokenizer = build_llama_tokenizer(DEFAULT_PROMPT_TEMPLATE["template"])
+    tokenizer = build_llama_tokenizer(tiny_template(i2v))
     tokenizer_2 = build_clip_tokenizer()
+    llama = LlamaConfig(
+        hidden_size=TEXT_DIM, intermediate_size=37, num_attention_heads=4, num_key_value_heads=4,
+        num_hidden_layers=3, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
     # fork_rng keeps the caller's random state untouched while making the weights depend on seed only.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         transformer = HunyuanVideoTransformer3DModel(
-            in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=10, num_layers=1,
-            num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1, guidance_embeds=True,
+            num_attention_heads=2, attention_head_dim=10, num_layers=1,
+            num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1,
             text_embed_dim=TEXT_DIM, pooled_projection_dim=POOLED_DIM, rope_axes_dim=(2, 4, 4),
+            # I2V: [noisy latents, image latents, mask] in, like HunyuanVideo-I2V; not guidance-distilled.
+            **(dict(in_channels=2 * 4 + 1, out_channels=4, guidance_embeds=False, image_condition_type="latent_concat")
+               if i2v else dict(in_channels=4, out_channels=4, guidance_embeds=True)),
         )
         torch.manual_seed(seed + 1)
         vae = AutoencoderKLHunyuanVideo(
@@ -124,11 +134,7 @@ def build_tiny_components(i2v: bool = False, seed: int = 0, **overrides) -> dict
             mid_block_add_attention=True,
         )
         torch.manual_seed(seed + 2)
-        text_encoder = LlamaModel(LlamaConfig(
-            hidden_size=TEXT_DIM, intermediate_size=37, num_attention_heads=4, num_key_value_heads=4,
-            num_hidden_layers=3, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        ))
+        text_encoder = llava_around(LlamaModel(llama), tokenizer) if i2v else LlamaModel(llama)
         torch.manual_seed(seed + 3)
         text_encoder_2 = CLIPTextModel(CLIPTextConfig(
             hidden_size=POOLED_DIM, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
@@ -139,20 +145,70 @@ def build_tiny_components(i2v: bool = False, seed: int = 0, **overrides) -> dict
         transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(shift=7.0),
         text_encoder=text_encoder, tokenizer=tokenizer, text_encoder_2=text_encoder_2, tokenizer_2=tokenizer_2,
     )
+    if i2v:
+        components["image_processor"] = clip_image_processor(VISION_IMAGE_SIZE)
     components.update(overrides)
     return components
 
 
+def llava_around(llama, tokenizer, *, image_size: int = VISION_IMAGE_SIZE, patch_size: int = VISION_PATCH,
+                 vision_hidden: int = 8):
+    """A ``LlavaForConditionalGeneration`` whose language model is ``llama`` (its weights, unchanged) and
+    whose vision tower and projector are small and random (seeded by the caller's torch generator)."""
+    from transformers import CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration
+
+    config = LlavaConfig(
+        text_config=llama.config, pad_token_id=tokenizer.pad_token_id,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        vision_config=CLIPVisionConfig(hidden_size=vision_hidden, intermediate_size=4 * vision_hidden,
+                                       projection_dim=vision_hidden, num_attention_heads=4, num_hidden_layers=2,
+                                       image_size=image_size, patch_size=patch_size),
+    )
+    llava = LlavaForConditionalGeneration(config)
+    llava.model.language_model.load_state_dict(llama.state_dict())
+    return llava.eval()
+
+
+def clip_image_processor(size: int):
+    """CLIP's preprocessing (resize, center crop, CLIP mean/std) at ``size`` pixels, as HunyuanVideo-I2V uses."""
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size},
+                              do_center_crop=True, do_normalize=True, do_resize=True, resample=3,
+                              image_mean=[0.48145466, 0.4578275, 0.40821073],
+                              image_std=[0.26862954, 0.26130258, 0.27577711])
+
+
+def tiny_template(i2v: bool) -> str:
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
+    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video_image2video import (
+        DEFAULT_PROMPT_TEMPLATE as I2V_TEMPLATE,
+    )
+
+    return (I2V_TEMPLATE if i2v else DEFAULT_PROMPT_TEMPLATE)["template"]
+
+
+def template_info(tokenizer, template: str, image_tokens: int | None = None) -> dict:
+    """The ``synmotion.json`` prompt fields for ``template`` read by ``tokenizer``; with ``image_tokens``
+    (the vision tower's patch count) also where the ``<image>`` placeholder's tokens go, in the pipeline's
+    ``prompt_template`` terms."""
+    info = {"prompt_template": template, "crop_start": crop_start_for(tokenizer, template)}
+    if image_tokens is not None:
+        prefix = tokenizer(template.split("{}")[0]).input_ids
+        start = prefix.index(tokenizer.convert_tokens_to_ids("<image>"))
+        info.update(image_emb_start=start, image_emb_end=start + image_tokens, image_emb_len=image_tokens)
+    return info
+
+
 def save_tiny_pipeline(directory: str | Path, i2v: bool = False, seed: int = 0) -> Path:
     """Write a tiny pipeline as a diffusers directory plus its ``synmotion.json`` prompt template."""
-    from diffusers import HunyuanVideoPipeline
-    from diffusers.pipelines.hunyuan_video.pipeline_hunyuan_video import DEFAULT_PROMPT_TEMPLATE
+    from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoPipeline
 
     directory = Path(directory)
     components = build_tiny_components(i2v=i2v, seed=seed)
-    HunyuanVideoPipeline(**components).save_pretrained(directory)
-    template = DEFAULT_PROMPT_TEMPLATE["template"]
-    info = {"prompt_template": template, "crop_start": crop_start_for(components["tokenizer"], template),
+    (HunyuanVideoImageToVideoPipeline if i2v else HunyuanVideoPipeline)(**components).save_pretrained(directory)
+    image_tokens = (VISION_IMAGE_SIZE // VISION_PATCH) ** 2 if i2v else None
+    info = {**template_info(components["tokenizer"], tiny_template(i2v), image_tokens),
             # A random-weight model learns nothing real: small sizes and few steps keep runs on it fast.
             "defaults": TINY_DEFAULTS}
     (directory / TEMPLATE_FILE).write_text(json.dumps(info, indent=2) + "\n")

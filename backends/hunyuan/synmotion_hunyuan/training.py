@@ -5,6 +5,10 @@ part updates) or else a subject-prior video (SPV; its own prompt "a cat runs"; t
 stop-gradient and only the subject path — plus the refiner if ``spv_updates`` says so — updates). With
 ``strategy="joint"`` every step is a user clip (the paper's "without the training strategy" ablation).
 
+On an image-to-video base (the I2V variant) each clip is conditioned on its own first frame: its prompt is
+encoded with that image by the MLLM, the image tokens go in front of the dual embeddings (context for R,
+never changed), and the image latent joins the noisy latents as the pipeline does (``image_condition``).
+
 Everything heavy is computed once: clip latents (VAE), SPV latents (frozen base) and all prompt encodings;
 the text encoders are then freed before the loop. All randomness of the loop comes from one seeded
 generator whose state is checkpointed, so ``--resume`` reproduces an uninterrupted run exactly.
@@ -30,8 +34,9 @@ from synmotion_cli.reporting import Reporter
 from . import checkpoint
 from .adapters import AdapterConfig, add_motion_adapter, save_lora
 from .embedding import DualEmbedding
+from .image_condition import model_input
 from .latents import clip_latents
-from .spv import ACTIONS, SUBJECTS, default_prompts, synthesize, user_spv_clips
+from .spv import prompts_for, synthesize, user_spv_clips
 from .text_encoding import PromptEncoder
 
 USER_SUBJECT = "a person"
@@ -60,11 +65,12 @@ def flow_matching_loss(transformer, x0, prompt, embeds, mask, generator, *, shif
     if transformer.config.guidance_embeds:
         kwargs["guidance"] = torch.full((1,), guidance * 1000.0, device=device)
     dtype = transformer.dtype
+    hidden, scored = model_input(transformer, x_t, x0)   # I2V: the image condition joins the noisy latents
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-        pred = transformer(hidden_states=x_t.to(dtype), timestep=(sigma * 1000).to(dtype),
+        pred = transformer(hidden_states=hidden.to(dtype), timestep=(sigma * 1000).to(dtype),
                            encoder_hidden_states=embeds.to(dtype), encoder_attention_mask=mask,
                            pooled_projections=prompt.pooled.to(device, dtype), return_dict=False, **kwargs)[0]
-    return F.mse_loss(pred.float(), (noise - x0).float())
+    return F.mse_loss(pred[:, :, scored].float(), (noise - x0)[:, :, scored].float())
 
 
 class _StopFlag:
@@ -95,8 +101,12 @@ class _StopFlag:
 class Trainer:
     """Prepares data once, then runs the loop. ``run`` returns the pack files and manifest fields."""
 
-    def __init__(self, pipe, base, runtime, settings, request, reporter, synmotion_config: dict):
+    def __init__(self, pipe, base, runtime, settings, request, reporter, synmotion_config: dict,
+                 spv_images: dict | None = None, spv_images_from: str = ""):
         self.pipe, self.base, self.runtime, self.s = pipe, base, runtime, settings
+        self.i2v = hasattr(pipe, "image_processor")
+        # I2V: the condition image of each synthesized SPV prompt, and the base that drew them
+        self.spv_images, self.spv_images_from = spv_images, spv_images_from
         self.request, self.reporter = request, reporter
         self.shift = float(pipe.scheduler.config.get("shift", 7.0))
         # The clips are "a person <motion>": the first trigger phrase if given ("do a handstand"), else the name.
@@ -113,17 +123,25 @@ class Trainer:
         torch.manual_seed(self.request.seed)
         t0 = time.perf_counter()
         encoder = PromptEncoder.from_pipeline(pipe, self.base.path)
-        self.user_prompt = encoder.encode(parse_roles(f"{USER_SUBJECT} {self.motion_form}", self.triggers))
-        self.preview_prompt = encoder.encode(parse_roles(f"{PREVIEW_SUBJECT} {self.motion_form}", self.triggers))
-        self.empty_prompt = encoder.encode("")
+        clips = list(self.request.clips)
+        # I2V: the condition of each clip is its first frame, at the training size.
+        images = ([first_frame(c, s) for c in clips] if self.i2v else [None] * len(clips))
+        user_roles = parse_roles(f"{USER_SUBJECT} {self.motion_form}", self.triggers)
+        self.user_prompt = encoder.encode(user_roles, image=images[0])
+        self.preview_image = images[0]
+        self.preview_prompt = encoder.encode(parse_roles(f"{PREVIEW_SUBJECT} {self.motion_form}", self.triggers),
+                                             image=images[0])
+        self.empty_prompt = encoder.encode("", image=self._black())
         parts = dict(motion_residue=s.motion_residue, subject_residue=s.subject_residue, refiner=s.refiner)
-        self.embedding = (DualEmbedding.from_encoder(encoder, self.motion_form, seed=self.request.seed, **parts)
+        self.embedding = (DualEmbedding.from_encoder(encoder, self.motion_form, seed=self.request.seed,
+                                                     image=images[0], **parts)
                           if any(parts.values()) else None)
         cache = cache_dir() / "latents" / self.base.fingerprint
-        user = clip_latents(pipe.vae, list(self.request.clips), fps=s.fps, height=s.height, width=s.width,
+        user = clip_latents(pipe.vae, clips, fps=s.fps, height=s.height, width=s.width,
                             frames=s.frames, base_fingerprint=self.base.fingerprint, cache_dir=cache,
                             device=rt.device, dtype=rt.dtype, reporter=self.reporter)
-        self.user = [Example(x, self.user_prompt, False) for x in user]
+        prompts = [encoder.encode(user_roles, image=img) for img in images] if self.i2v else [self.user_prompt] * len(user)
+        self.user = [Example(x, p, False) for x, p in zip(user, prompts)]
         self.timings["encode_s"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
         self.spv: list[Example] = []
@@ -139,6 +157,12 @@ class Trainer:
             pipe.vae.to("cpu")
             torch.cuda.empty_cache()
 
+    def _black(self):
+        """The I2V pipeline's negative image (text-to-video: no image)."""
+        import numpy as np
+
+        return np.zeros((self.s.height, self.s.width, 3), np.uint8) if self.i2v else None
+
     def _prepare_spv(self, encoder, cache: Path) -> list[Example]:
         s, rt = self.s, self.runtime
         if self.request.spv_dir is not None:
@@ -147,23 +171,30 @@ class Trainer:
                                frames=s.frames, base_fingerprint=self.base.fingerprint, cache_dir=cache,
                                device=rt.device, dtype=rt.dtype, reporter=self.reporter)
             self.spv_source = f"user folder ({len(items)} clips)"
-            return [Example(x, encoder.encode(parse_roles(p, inflections(a) + [a])), True)
-                    for x, (_, p, a) in zip(lat, items)]
-        subjects = [x.strip() for x in s.spv_subjects.split(",") if x.strip()] or SUBJECTS
-        actions = [x.strip() for x in s.spv_actions.split(",") if x.strip()] or ACTIONS
-        prompts = default_prompts(s.spv_count, seed=0, subjects=subjects, actions=actions)
-        encoded = {p: encoder.encode(parse_roles(p, [a])) for p, a in prompts}
+            return [Example(x, encoder.encode(parse_roles(p, inflections(a) + [a]),
+                                              image=first_frame(c, s) if self.i2v else None), True)
+                    for x, (c, p, a) in zip(lat, items)]
+        prompts = prompts_for(s)
+        images = self.spv_images if self.i2v else None
+        if self.i2v and images is None:
+            raise UsageError("image-to-video subject-prior videos need condition images from a text-to-video base",
+                             hint="pass --spv DIR with your own clips, or -O strategy=joint")
+        encoded = {p: encoder.encode(parse_roles(p, [a]), image=None if images is None else images[p])
+                   for p, a in prompts}
 
         def encode(prompt, action):
             e = encoded[prompt]
-            return e.embeds, e.mask, e.pooled
+            return *e.joined(), e.pooled
 
-        spv_cache = cache_dir() / "spv" / self.base.fingerprint / f"{s.height}x{s.width}x{s.frames}"
-        empty = encoder.encode("")
+        # I2V: the images come from another base, so the key names both.
+        key = self.base.fingerprint + (f"+{self.spv_images_from}" if self.i2v else "")
+        spv_cache = cache_dir() / "spv" / key / f"{s.height}x{s.width}x{s.frames}"
+        empty = self.empty_prompt
         items = synthesize(self.pipe, prompts, height=s.height, width=s.width, frames=s.frames, steps=s.spv_steps,
-                           guidance=s.spv_guidance, seed=0, base_fingerprint=self.base.fingerprint,
+                           guidance=s.spv_guidance, seed=0, base_fingerprint=key,
                            cache_dir=spv_cache, encode_prompt=encode, reporter=self.reporter,
-                           negative=(empty.embeds, empty.mask, empty.pooled), true_cfg_scale=s.spv_true_cfg_scale)
+                           negative=(*empty.joined(), empty.pooled), true_cfg_scale=s.spv_true_cfg_scale,
+                           images=images)
         self.spv_source = f"synthesized by the base ({len(items)} videos, cached in {spv_cache})"
         return [Example(item.latents, encoded[item.prompt], True) for item in items]
 
@@ -252,9 +283,10 @@ class Trainer:
                     x0, ex = pool[int(torch.randint(len(pool), (1,), generator=generator))]
                     p = ex.prompt.to(device)
                     if embedding is not None:
-                        embeds, mask = embedding(p.embeds, p.mask, p.spans, motion_stop_grad=use_spv)
+                        embeds, mask = embedding(p.embeds, p.mask, p.spans, prefix=p.image_embeds,
+                                                 motion_stop_grad=use_spv)
                     else:
-                        embeds, mask = p.embeds, p.mask
+                        embeds, mask = p.joined()
                     loss = flow_matching_loss(model, x0, p, embeds, mask, generator, shift=self.shift,
                                               guidance=s.guidance, autocast=rt.autocast)
                     if not torch.isfinite(loss):
@@ -311,12 +343,14 @@ class Trainer:
         transformer = self.pipe.transformer
         transformer.eval()
         with torch.no_grad():
-            embeds, mask = (self.embedding(p.embeds.to(transformer.device), p.mask.to(transformer.device), p.spans)
-                            if self.embedding is not None else (p.embeds, p.mask))
+            p = p.to(transformer.device)
+            embeds, mask = (self.embedding(p.embeds, p.mask, p.spans, prefix=p.image_embeds)
+                            if self.embedding is not None else p.joined())
+        empty = self.empty_prompt
         frames = sample(self.pipe, embeds, mask, p.pooled, height=s.height, width=s.width, frames=s.frames,
                         steps=s.preview_steps, guidance=s.preview_guidance, seed=self.request.seed,
-                        negative=(self.empty_prompt.embeds, self.empty_prompt.mask, self.empty_prompt.pooled),
-                        true_cfg_scale=s.preview_true_cfg_scale)
+                        negative=(*empty.joined(), empty.pooled), true_cfg_scale=s.preview_true_cfg_scale,
+                        image=self.preview_image)
         path = (self.request.preview_dir or self.request.run_dir / "previews") / f"step-{step:06d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)
         return media.write_mp4(frames, path, fps=s.fps, metadata={"synmotion_prompt": p.text,
@@ -324,19 +358,20 @@ class Trainer:
 
     def _write(self, losses) -> dict:
         s, out = self.s, self.request.work_dir
+        v = "i2v" if self.i2v else "t2v"   # the pack keeps each variant's files under its own folder
         files, variant = {}, {"height": s.height, "width": s.width, "frames": s.frames, "fps": s.fps,
                               "prompt": f"{USER_SUBJECT} {self.motion_form}"}
         if self.embedding is not None:
-            files["t2v/embedding.safetensors"] = self.embedding.cpu().save(out / "embedding.safetensors")
-            variant["embedding"] = "t2v/embedding.safetensors"
+            files[f"{v}/embedding.safetensors"] = self.embedding.cpu().save(out / "embedding.safetensors")
+            variant["embedding"] = f"{v}/embedding.safetensors"
             variant["embedding_config"] = self.embedding.config.to_dict()
         if s.adapter:
-            files["t2v/lora.safetensors"] = save_lora(self.pipe.transformer, out / "lora.safetensors")
-            variant["lora"] = "t2v/lora.safetensors"
+            files[f"{v}/lora.safetensors"] = save_lora(self.pipe.transformer, out / "lora.safetensors")
+            variant["lora"] = f"{v}/lora.safetensors"
             variant["adapter_config"] = AdapterConfig(rank=s.rank, streams=s.streams).to_dict()
         if self.last_preview is not None:
-            files["t2v/preview.mp4"] = self.last_preview
-            variant["preview"] = "t2v/preview.mp4"
+            files[f"{v}/preview.mp4"] = self.last_preview
+            variant["preview"] = f"{v}/preview.mp4"
         every = max(1, len(losses) // 50)
         return {
             "files": files,
@@ -345,9 +380,17 @@ class Trainer:
                         "loss_curve": [round(_mean(losses[i:i + every]), 5) for i in range(0, len(losses), every)]},
             "data": {"clips": len(self.user), "clip_files": [Path(c).name for c in self.request.clips],
                      "spv_videos": len(self.spv), "spv_source": self.spv_source,
+                     **({"condition": "first frame of each clip"} if self.i2v else {}),
                      "user_prompt": f"{USER_SUBJECT} {self.motion_form}"},
             "timings": self.timings,
         }
+
+
+def first_frame(clip, settings):
+    """A clip's first frame at the training size: uint8 (height, width, 3), the I2V condition."""
+    from synmotion_cli import media
+
+    return media.decode(clip, fps=settings.fps, height=settings.height, width=settings.width, frames=1)[0]
 
 
 def _mean(xs) -> float:
