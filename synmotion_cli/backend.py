@@ -43,7 +43,8 @@ class LearnRequest:
     steps: int | None = None
     seed: int = 0
     resume: bool = False
-    i2v: bool = False
+    i2v: bool = False               # learn the image-to-video variant
+    i2v_base: str | None = None     # the image-to-video base; None: the one paired with ``base``
     spv_dir: Path | None = None     # user-supplied subject-prior videos
     options: dict[str, Any] = field(default_factory=dict)   # backend-specific `-O key=value`
     preview_dir: Path | None = None  # where preview videos written during training go
@@ -73,7 +74,8 @@ class GenRequest:
     prompt: str
     packs: tuple[PackUse, ...] = ()
     base: str | None = None
-    image: Path | None = None
+    image: Path | None = None       # first frame: image-to-video with the packs' i2v variants
+    i2v_base: str | None = None     # the image-to-video base; None: the packs' own, else the one paired with ``base``
     style: str | None = None
     background: str | None = None
     seed: int = 0

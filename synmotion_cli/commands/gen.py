@@ -26,7 +26,7 @@ Every video records its prompt, seed, packs and base in its metadata and carries
 
   synmotion gen "a zebra claps" --style "pixel art style" --background "on a beach"
 
-  synmotion gen --image cat.png "a cat claps"
+  synmotion gen --image cat.png "a cat claps"        [dim]# the packs' image-to-video variant[/dim]
 """
 
 
@@ -67,6 +67,7 @@ def _pick_packs(store, specs, prompt, no_pack, o):
 def gen(
     prompt: str = typer.Argument(..., help='"<subject> <motion>[, style/background]", e.g. "a panda claps".'),
     image: Optional[Path] = typer.Option(None, "--image", help="Start from this image (png, jpg, webp): image-to-video."),
+    i2v_base: Optional[str] = typer.Option(None, "--i2v-base", help="Image-to-video base (default: the packs' own)."),
     pack: Optional[List[str]] = typer.Option(None, "--pack", "-p", help="Pack NAME[:WEIGHT] to use (repeatable)."),
     no_pack: bool = typer.Option(False, "--no-pack", help="Use no pack: the plain base model."),
     style: Optional[str] = typer.Option(None, "--style", help='Appended style, e.g. "cut paper style".'),
@@ -84,7 +85,7 @@ def gen(
     force: bool = typer.Option(False, "--force", help="Overwrite the output file."),
     json_out: bool = JSON,
 ) -> None:
-    from .. import media, watermark
+    from .. import media, variants, watermark
     from .. import __version__
     from ..backend import CAP_I2V, CAP_T2V, GenRequest
     from ..errors import NotFoundError, UsageError
@@ -99,8 +100,10 @@ def gen(
         if not m:
             raise UsageError(f"bad --size {size!r}", hint="write HEIGHTxWIDTH, e.g. --size 320x512")
         height, width = int(m.group(1)), int(m.group(2))
-    if image is not None and not image.is_file():
-        raise NotFoundError(f"no such image: {image}")
+    if image is not None:
+        if not image.is_file():
+            raise NotFoundError(f"no such image: {image}")
+        media.load_image(image, height=16, width=16)  # an unreadable image fails now, naming the file
     if seed is None:
         seed = random.SystemRandom().randrange(2**31)
     path = output_path or Path(f"synmotion-{_slug(prompt)}-{seed}.mp4")
@@ -111,14 +114,22 @@ def gen(
 
     store = open_store()
     packs = _pick_packs(store, pack, prompt, no_pack, o)
+    variant = "i2v" if image else "t2v"
+    for p in packs:
+        if variant not in variants.of(p.manifest):
+            kind = "image-to-video" if image else "text-to-video"
+            raise UsageError(f"pack {p.name} has no {kind} variant",
+                             hint=f"learn it with `synmotion learn {p.name.split(':')[0]} CLIPS{' --i2v' if image else ''}`"
+                                  + (", or drop --image" if image else ""))
     backend = select_backend(backend_name, CAP_I2V if image else CAP_T2V)
-    # A pack remembers its base; check that one unless --base names another.
-    pack_base = next((p.manifest.get("base", {}).get("id") for p in packs if p.manifest.get("base")), None)
-    raise_for_problems(backend.check(base or pack_base))
+    # A pack remembers its base; check that one unless --base (--i2v-base) names another.
+    pack_base = next((b for b in (variants.base_id(p.manifest, variant) for p in packs) if b), None)
+    raise_for_problems(backend.check((i2v_base or pack_base or base) if image else (base or pack_base)))
     o.info(f"seed {seed}")
     reporter = ConsoleReporter(o)
     try:
-        result = backend.generate(GenRequest(prompt=prompt, packs=tuple(packs), base=base, image=image, style=style,
+        result = backend.generate(GenRequest(prompt=prompt, packs=tuple(packs), base=base, image=image,
+                                             i2v_base=i2v_base, style=style,
                                              background=background, seed=seed, steps=steps, guidance=guidance,
                                              height=height, width=width, frames=frames, options=parse_options(option)),
                                   reporter)

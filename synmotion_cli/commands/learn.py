@@ -16,7 +16,9 @@ HELP = """Learn a motion from a few example clips and install it as a motion pac
 
 CLIPS are video files (mp4, mov, webm, mkv, gif), folders of numbered frames, or a folder holding them.
 The pack is named after MOTION (add :TAG to keep several versions). Ctrl-C saves a checkpoint;
-`--resume` continues from it.
+`--resume` continues from it. A pack holds a text-to-video variant, an image-to-video one (`--i2v`,
+learned on the image-to-video base paired with --base), or both: learning the other variant of an
+existing pack adds it and keeps the first.
 
 [bold]Examples[/bold]
 
@@ -27,6 +29,8 @@ The pack is named after MOTION (add :TAG to keep several versions). Ctrl-C saves
   synmotion learn wave ./clips/ --base /models/HunyuanVideo -O rank=16
 
   synmotion learn clap ./clips/ --resume          [dim]# continue an interrupted run[/dim]
+
+  synmotion learn clap ./clips/ --i2v             [dim]# add the image-to-video variant[/dim]
 """
 
 
@@ -38,14 +42,16 @@ def learn(
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed and data give the same pack."),
     trigger: Optional[List[str]] = typer.Option(None, "--trigger", help="Extra trigger word(s) for the motion."),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this pack."),
-    i2v: bool = typer.Option(False, "--i2v", help="Learn the image-to-video variant."),
+    i2v: bool = typer.Option(False, "--i2v", help="Learn the image-to-video variant (`gen --image` uses it)."),
+    i2v_base: Optional[str] = typer.Option(None, "--i2v-base",
+                                           help="Image-to-video base (default: the one paired with --base)."),
     spv: Optional[Path] = typer.Option(None, "--spv", help="A folder of your own subject-prior clips."),
     backend_name: Optional[str] = typer.Option(None, "--backend", help="Backend plugin (see `synmotion backends list`)."),
     option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="Backend option key=value (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Replace an existing pack of the same name:tag."),
     json_out: bool = JSON,
 ) -> None:
-    from .. import config, media
+    from .. import config, media, variants
     from ..backend import CAP_LEARN, LearnRequest
     from ..errors import MediaError, NotFoundError, UsageError
     from ..paths import cache_dir, runs_dir
@@ -58,10 +64,15 @@ def learn(
     o = out(json_out)
     name, tag = parse_name(motion)
     store = open_store()
-    existing = {p.full_name for p in store.list()}
-    if f"{name}:{tag}" in existing and not force and not resume:
-        raise UsageError(f"pack {name}:{tag} already exists",
-                         hint=f"pass --force to replace it, or learn a new version as {name}:v2")
+    variant = "i2v" if i2v else "t2v"
+    stored = next((p for p in store.list() if p.full_name == f"{name}:{tag}"), None)
+    if stored is not None and variant in variants.of(stored.manifest) and not force and not resume:
+        raise UsageError(f"pack {name}:{tag} already has a {variant} variant",
+                         hint=f"pass --force to replace that variant (the other is kept), or learn a new version "
+                              f"as {name}:v2")
+    if stored is not None:  # the new variant comes from the same pair of bases as the stored one
+        base = base or variants.base_id(stored.manifest, "t2v")
+        i2v_base = i2v_base or variants.base_id(stored.manifest, "i2v")
     for c in clips:
         if not c.exists():
             raise NotFoundError(f"no such file or folder: {c}")
@@ -101,7 +112,7 @@ def learn(
     try:
         request = LearnRequest(motion=name, clips=tuple(clip_paths), work_dir=work_dir, run_dir=run_dir,
                                base=base, trigger_words=tuple(trigger or ()), steps=steps, seed=seed,
-                               resume=resume, i2v=i2v, spv_dir=spv, options=options,
+                               resume=resume, i2v=i2v, i2v_base=i2v_base, spv_dir=spv, options=options,
                                preview_dir=cache_dir() / "previews" / f"{name}-{tag}")
         draft = backend.learn(request, reporter)
     except BaseException:
@@ -114,9 +125,16 @@ def learn(
     if int(os.environ.get("RANK", "0")) != 0:
         return  # under `accelerate launch`, only the main process installs and reports the pack
     draft.manifest.setdefault("timings", {})["wall_s"] = round(time.time() - started, 2)
-    pack = store.install(f"{name}:{tag}", draft.files, draft.manifest)
+    manifest, files = draft.manifest, draft.files
+    stored = next((p for p in store.list() if p.full_name == f"{name}:{tag}"), None)
+    if stored is not None:  # keep the pack's other variant (its blobs are reused, not copied)
+        manifest, files = variants.add(stored.manifest, store.files(stored), manifest, files)
+        if len(variants.of(manifest)) > 1:
+            o.info(f"pack {name}:{tag} keeps its {', '.join(v for v in variants.of(manifest) if v != variant)} "
+                   f"variant beside the new {variant} one")
+    pack = store.install(f"{name}:{tag}", files, manifest)
     shutil.rmtree(run_dir, ignore_errors=True)  # the pack is stored; its checkpoints are no longer needed
     o.info(f"installed pack {pack.full_name} (sha256:{pack.short_digest}); "
-           f"try: synmotion gen \"a panda {third_person(name)}\"")
+           f"try: synmotion gen {'--image IMAGE ' if i2v else ''}\"a panda {third_person(name)}\"")
     o.emit({"name": pack.full_name, "digest": pack.digest, "manifest": pack.manifest},
            lambda c: c.print(pack.full_name, highlight=False))

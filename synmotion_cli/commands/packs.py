@@ -33,6 +33,8 @@ app = typer.Typer(
 
 
 def _summary(ref) -> dict:
+    from .. import variants
+
     m = ref.manifest
     motion = m.get("motion") or {}
     base = m.get("base") or {}
@@ -41,7 +43,7 @@ def _summary(ref) -> dict:
         "digest": ref.digest,
         "source": ref.source,
         "motion": motion.get("name"),
-        "variants": sorted((m.get("variants") or {}).keys()),
+        "variants": variants.of(m),
         "base": base.get("id"),
         "size": ref.size,
         "created": m.get("created"),
@@ -128,10 +130,14 @@ def show(ref: str = typer.Argument(..., help="Pack name, name:tag, digest prefix
 
     Example: synmotion packs show clap
     """
+    from .. import variants
+
     o = out(json_out)
     store = open_store()
     pack, _ = find_pack(store, ref, o)
-    data = {"name": pack.full_name, "digest": pack.digest, "source": pack.source, "manifest": pack.manifest}
+    data = {"name": pack.full_name, "digest": pack.digest, "source": pack.source,
+            "variants": {v: variants.base_id(pack.manifest, v) for v in variants.of(pack.manifest)},
+            "manifest": pack.manifest}
 
     def render(console):
         def line(text: str) -> None:  # manifest text is shown as written, never read as markup
@@ -144,9 +150,11 @@ def show(ref: str = typer.Argument(..., help="Pack name, name:tag, digest prefix
         base = m.get("base") or {}
         line(f"base:      {base.get('id', '-')}" + (f"  [{base.get('fingerprint')}]" if base.get("fingerprint") else ""))
         line(f"backend:   {m.get('backend', '-')}")
-        variants = m.get("variants") or {}
-        line(f"variants:  {', '.join(sorted(variants)) or '-'}"
-             + ("" if "i2v" in variants else "  (no i2v: `gen --image` needs `learn --i2v`)"))
+        kinds = data["variants"]
+        line(f"variants:  {', '.join(kinds) or '-'}"
+             + ("" if "i2v" in kinds else "  (no i2v: `gen --image` needs `learn --i2v`)"))
+        for v, base_id in kinds.items():
+            line(f"  {v}: base {base_id or '-'}")
         line(f"created:   {m.get('created', '-')}  by synmotion {m.get('tool_version', '?')}")
         for key in ("data", "metrics", "timings", "config"):
             if m.get(key):
