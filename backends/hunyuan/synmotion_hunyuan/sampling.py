@@ -92,7 +92,7 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
         frames = pipeline_frames(pipe, frames)
     if negative is not None and true_cfg_scale > 1:
         n_embeds, n_mask, n_pooled = negative
-        extra = dict(negative_prompt_embeds=n_embeds.to(device, dtype), negative_prompt_attention_mask=n_mask.to(device),
+        extra.update(negative_prompt_embeds=n_embeds.to(device, dtype), negative_prompt_attention_mask=n_mask.to(device),
                      negative_pooled_prompt_embeds=n_pooled.to(device, dtype), true_cfg_scale=true_cfg_scale)
     with torch.no_grad():
         out = pipe(prompt_embeds=embeds.to(device, dtype), prompt_attention_mask=mask.to(device),
