@@ -103,7 +103,38 @@ def train_base_cmd(
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 
 
+TRAIN_I2V_HELP = """Make the toy image-to-video base from the toy base (its transformer widened for the image latents,
+a Llava around the same Llama) and fine-tune it on toy clips conditioned on their first frame, by one
+reproducible command. Installed as the base `toy-i2v` when written to its package folder.
+
+[bold]Examples[/bold]
+
+  synmotion toy train-i2v-base toy/synmotion_toy/base/weights-i2v --minutes 30
+
+  synmotion toy train-i2v-base ./toy-i2v --minutes 1 --clips 64    [dim]# a quick trial[/dim]
+"""
+
+
+def train_i2v_base_cmd(
+    folder: Path = typer.Argument(..., help="Where to write the image-to-video base (a diffusers directory)."),
+    minutes: float = typer.Option(30.0, "--minutes", help="Fine-tuning time budget."),
+    t2v: Optional[Path] = typer.Option(None, "--from", help="The toy text-to-video base (default: the installed one)."),
+    clips: int = typer.Option(1440, "--clips", help="Rendered training clips."),
+    batch: int = typer.Option(16, "--batch"),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(2, "--threads"),
+) -> None:
+    from .base.i2v import I2VTrainConfig, train_i2v_base
+
+    o = out(False)
+    cfg = I2VTrainConfig(out=folder, t2v=t2v, seed=seed, clips=clips, minutes=minutes, batch=batch, threads=threads)
+    path = train_i2v_base(cfg, report=o.info)
+    o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
+
+
 def add_commands(toy_app: typer.Typer) -> None:
     toy_app.command("quickstart", help=QUICKSTART_HELP, short_help="Clips -> pack -> video, on the toy base.")(quickstart)
     toy_app.command("train-base", help=TRAIN_HELP, short_help="Train the toy base from scratch.",
                     no_args_is_help=True)(train_base_cmd)
+    toy_app.command("train-i2v-base", help=TRAIN_I2V_HELP, short_help="Make the toy image-to-video base from the toy base.",
+                    no_args_is_help=True)(train_i2v_base_cmd)

@@ -1,0 +1,197 @@
+"""The toy image-to-video base (``toy-i2v``), made from the toy base the way HunyuanVideo-I2V is made from
+HunyuanVideo, by one reproducible command (`synmotion toy train-i2v-base`):
+
+- transformer: the trained toy transformer with ``image_condition_type="latent_concat"``. Its patch
+  embedding now reads ``[noisy latents, image latents, frame-0 mask]`` (2C+1 channels); the new input
+  channels start at zero, so before fine-tuning it computes exactly what the text-to-video model does.
+- text encoder: a ``LlavaForConditionalGeneration`` around the SAME frozen Llama weights as the toy base,
+  with a tiny frozen random CLIP vision tower; the template puts the ``<image>`` tokens in the system turn.
+- VAE, CLIP text encoder, tokenizers and scheduler: the toy base's own.
+
+Fine-tuning: HunyuanVideo's flow matching on toy clips conditioned on their first frame
+(``synmotion_hunyuan.image_condition``), the prompt dropped 10 % of the time for classifier-free guidance
+(dropped means the pipeline's own negative: the empty prompt read with a black image), and an exponential
+moving average of the weights, which is what is saved.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+WEIGHTS_I2V = Path(__file__).with_name("weights-i2v")
+TEMPLATE_I2V = ("<|start_header_id|>system<|end_header_id|>\n\n<image>\nDescribe the video.<|eot_id|>"
+                "<|start_header_id|>user<|end_header_id|>\n\n{}<|eot_id|>"
+                "<|start_header_id|>assistant<|end_header_id|>\n\n")
+VISION_SIZE, VISION_PATCH, VISION_HIDDEN = 32, 4, 32   # 64 image tokens; the pipeline keeps every 2nd
+BUILD_HINT = "synmotion toy train-i2v-base {folder} --minutes 30"
+
+
+def weights_dir() -> Path:
+    """Entry point of the base named ``toy-i2v``; says how to build it until its weights ship."""
+    if not (WEIGHTS_I2V / "model_index.json").is_file():
+        from synmotion_cli.errors import NotFoundError
+
+        raise NotFoundError("the toy image-to-video base (toy-i2v) is not built yet",
+                            hint="build it from the toy base (about 30 minutes on a CPU): "
+                                 + BUILD_HINT.format(folder=WEIGHTS_I2V))
+    return WEIGHTS_I2V
+
+
+@dataclass
+class I2VTrainConfig:
+    out: Path
+    t2v: Path | None = None      # the toy text-to-video base directory (default: the shipped one)
+    seed: int = 0
+    clips: int = 1440
+    minutes: float = 30.0
+    batch: int = 16
+    lr: float = 2e-4             # fine-tuning: lower than the from-scratch 5e-4
+    warmup: int = 100
+    cfg_dropout: float = 0.1
+    ema: float = 0.999
+    threads: int = 2
+
+
+def widen(transformer):
+    """The text-to-video transformer as a ``latent_concat`` image-to-video one that starts as its exact copy."""
+    import torch
+    from diffusers import HunyuanVideoTransformer3DModel
+
+    channels = transformer.config.in_channels
+    config = {**transformer.config, "in_channels": 2 * channels + 1, "image_condition_type": "latent_concat"}
+    wide = HunyuanVideoTransformer3DModel.from_config(config)
+    state = transformer.state_dict()
+    weight = state["x_embedder.proj.weight"]
+    state["x_embedder.proj.weight"] = torch.cat(
+        [weight, weight.new_zeros(weight.shape[0], channels + 1, *weight.shape[2:])], dim=1)
+    wide.load_state_dict(state, strict=True)
+    return wide
+
+
+def build_components(t2v_dir: Path, seed: int = 0) -> dict:
+    """The image-to-video pipeline's components, before fine-tuning."""
+    import torch
+    from diffusers import HunyuanVideoPipeline
+    from synmotion_hunyuan.tiny import clip_image_processor, llava_around
+
+    t2v = HunyuanVideoPipeline.from_pretrained(t2v_dir)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        text_encoder = llava_around(t2v.text_encoder, t2v.tokenizer, image_size=VISION_SIZE, patch_size=VISION_PATCH,
+                                    vision_hidden=VISION_HIDDEN).requires_grad_(False)
+    return dict(transformer=widen(t2v.transformer), vae=t2v.vae, scheduler=t2v.scheduler,
+                text_encoder=text_encoder, tokenizer=t2v.tokenizer, text_encoder_2=t2v.text_encoder_2,
+                tokenizer_2=t2v.tokenizer_2, image_processor=clip_image_processor(VISION_SIZE))
+
+
+def template_config(tokenizer, max_sequence_length: int) -> dict:
+    from synmotion_hunyuan.tiny import template_info
+
+    return {**template_info(tokenizer, TEMPLATE_I2V, (VISION_SIZE // VISION_PATCH) ** 2),
+            "max_sequence_length": max_sequence_length}
+
+
+def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from diffusers import HunyuanVideoImageToVideoPipeline
+    from synmotion_hunyuan.image_condition import model_input
+    from synmotion_hunyuan.runtime import quiet_libraries
+    from synmotion_hunyuan.text_encoding import PromptEncoder, load_prompt_template
+
+    from . import WEIGHTS
+    from . import architecture as arch
+    from .dataset import items, render
+    from .train import _timed_loop, encode_latents
+
+    quiet_libraries()
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    t2v_dir = Path(cfg.t2v or WEIGHTS)
+    t2v_info = json.loads((t2v_dir / "synmotion.json").read_text())
+    timings = {}
+    t = time.perf_counter()
+    parts = build_components(t2v_dir, cfg.seed)
+    pipe = HunyuanVideoImageToVideoPipeline(**parts)
+    info = {**template_config(parts["tokenizer"], int(t2v_info.get("max_sequence_length", arch.MAX_SEQUENCE_LENGTH))),
+            # the base that draws condition images for subject-prior videos: the one this was made from
+            "t2v_base": "toy" if t2v_dir.resolve() == WEIGHTS.resolve() else str(t2v_dir.resolve()),
+            "defaults": t2v_info.get("defaults", {})}
+    data = items(cfg.clips, cfg.seed)
+    clips = np.concatenate([render(data[i:i + 64]) for i in range(0, len(data), 64)])
+    with torch.no_grad():
+        latents = encode_latents(parts["vae"], clips) * parts["vae"].config.scaling_factor
+    timings["render_encode_s"] = round(time.perf_counter() - t, 1)
+    report(f"rendered and encoded {len(clips)} clips in {timings['render_encode_s']}s")
+
+    # Every clip's prompt read with its own first frame, once; the frozen encoders are not needed after.
+    t = time.perf_counter()
+    scratch = Path(cfg.out)
+    scratch.mkdir(parents=True, exist_ok=True)
+    (scratch / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
+    encoder = PromptEncoder.from_pipeline(pipe, template=load_prompt_template(scratch, i2v=True))
+    encoded = [encoder.encode(item.prompt, image=clip[0]) for item, clip in zip(data, clips)]
+    embeds = torch.cat([e.joined()[0] for e in encoded])
+    masks = torch.cat([e.joined()[1] for e in encoded])
+    pooled = torch.cat([e.pooled for e in encoded])
+    negative = encoder.encode("", image=np.zeros_like(clips[0, 0]))
+    neg_embeds, neg_mask = negative.joined()
+    timings["prompts_s"] = round(time.perf_counter() - t, 1)
+
+    transformer = parts["transformer"]
+    transformer.train().requires_grad_(True)
+    ema = copy.deepcopy(transformer).requires_grad_(False)
+    params = list(transformer.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
+    gen = torch.Generator().manual_seed(cfg.seed + 1)
+    losses = []
+
+    def step(i, planned):
+        lr = cfg.lr * min(1.0, (i + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
+        drop = (torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout).view(-1, 1)
+        emb = torch.where(drop[..., None], neg_embeds, embeds[idx])
+        mask = torch.where(drop, neg_mask, masks[idx])
+        pool = torch.where(drop, negative.pooled, pooled[idx])
+        x0 = latents[idx]
+        noise = torch.randn(x0.shape, generator=gen)
+        u = torch.rand(cfg.batch, generator=gen)
+        sigma = arch.SHIFT * u / (1 + (arch.SHIFT - 1) * u)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        hidden, scored = model_input(transformer, (1 - s) * x0 + s * noise, x0)
+        pred = transformer(hidden_states=hidden, timestep=sigma * 1000, encoder_hidden_states=emb,
+                           encoder_attention_mask=mask, pooled_projections=pool, return_dict=False)[0]
+        loss = F.mse_loss(pred[:, :, scored], (noise - x0)[:, :, scored])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        decay = min(cfg.ema, (1 + i) / (10 + i))
+        with torch.no_grad():
+            for e, q in zip(ema.parameters(), transformer.parameters()):
+                e.lerp_(q, 1 - decay)
+        losses.append(loss.item())
+
+    t = time.perf_counter()
+    steps = _timed_loop(cfg.minutes, step, report, "i2v transformer")
+    timings["transformer_s"] = round(time.perf_counter() - t, 1)
+    pipe.transformer = ema.eval()
+    pipe.register_modules(transformer=pipe.transformer)
+    pipe.save_pretrained(scratch)
+    info["training"] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
+                                   if k != "out"},
+                        "from_t2v": str(t2v_dir), "timings": timings, "transformer_steps": steps,
+                        "loss_curve_per_100_steps": [round(float(np.mean(losses[i:i + 100])), 4)
+                                                     for i in range(0, len(losses), 100)],
+                        "clips": len(clips)}
+    (scratch / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
+    report(f"saved the toy image-to-video base to {scratch}")
+    return scratch
