@@ -1,0 +1,218 @@
+"""Image-to-video: SynMotion on a tiny random-weight HunyuanVideo-I2V saved to disk and loaded the users' way.
+The dual embeddings start as the base, training moves exactly the right parameters, the CLI learns and
+generates the I2V variant beside the T2V one, and bad or odd images are handled."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cli_runner import run
+from conftest_tiny import tiny_dir  # noqa: F401  (session fixture)
+from media_fixtures import moving_square
+
+from synmotion_cli import media
+from synmotion_cli.backend import LearnRequest
+from synmotion_cli.reporting import RecordingReporter
+
+
+@pytest.fixture(scope="session")
+def tiny_i2v_dir(tmp_path_factory):
+    from synmotion_hunyuan.tiny import save_tiny_pipeline
+
+    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-hunyuan-i2v"), i2v=True)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clips")
+    for i in range(2):
+        media.write_mp4(moving_square(16, 48, 64, step=1 + i), folder / f"clap{i}.mp4", fps=8)
+    return folder
+
+
+def _image(path, height, width, seed=0):
+    pixels = (np.random.default_rng(seed).random((height, width, 3)) * 255).astype(np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def _pipe(directory):
+    from diffusers import HunyuanVideoImageToVideoPipeline
+
+    pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(directory)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_fresh_module_gives_exactly_the_base_i2v_prompt_embeddings(tiny_i2v_dir):
+    """[image tokens, text tokens] as the pipeline encodes them; the text reordered [motion, subject, …]."""
+    from synmotion_cli.prompts import parse_roles
+    from synmotion_hunyuan.embedding import DualEmbedding, reorder_index
+    from synmotion_hunyuan.text_encoding import PromptEncoder
+
+    pipe = _pipe(tiny_i2v_dir)
+    encoder = PromptEncoder.from_pipeline(pipe, tiny_i2v_dir)
+    image = Image.open(_image(tiny_i2v_dir.parent / "i.png", 32, 32))
+    encoded = encoder.encode(parse_roles("a panda claps", ["clap"]), image=image)
+    module = DualEmbedding.from_encoder(encoder, "claps", image=image)
+    out, mask = module(encoded.embeds, encoded.mask, encoded.spans, prefix=encoded.image_embeds)
+
+    base, _, base_mask = pipe.encode_prompt(image=image, prompt="a panda claps", device="cpu",
+                                            prompt_template=encoder.pipeline_template,
+                                            max_sequence_length=encoder.max_sequence_length)
+    n = encoded.image_embeds.shape[1]
+    assert n == 32 and out.shape == base.shape   # 64 image tokens, every 2nd kept (latent_concat)
+    order = reorder_index(encoded.mask[0], encoded.spans)
+    assert torch.equal(out[:, :n], base[:, :n]) and torch.equal(mask[:, :n], base_mask[:, :n])
+    assert torch.equal(out[:, n:], base[:, n:][:, order]) and torch.equal(mask[:, n:], base_mask[:, n:][:, order])
+
+
+def _trainer(tmp_path, base_dir, clips, settings):
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+    from synmotion_hunyuan.spv import prompts_for
+    from synmotion_hunyuan.training import Trainer
+
+    base = bases.resolve(str(base_dir))
+    pipe = load_pipeline(base, pick_runtime(), training=True, i2v=True)
+    request = LearnRequest(motion="clap", clips=tuple(media.find_clips([clips])), work_dir=tmp_path / "work",
+                           run_dir=tmp_path / "run", steps=settings.steps, seed=1, i2v=True)
+    request.work_dir.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    images = {p: (rng.random((settings.height, settings.width, 3)) * 255).astype(np.uint8)
+              for p, _ in prompts_for(settings)}
+    trainer = Trainer(pipe, base, pick_runtime(), settings, request, RecordingReporter(), {}, spv_images=images,
+                      spv_images_from="test")
+    trainer.prepare()
+    return trainer, pipe
+
+
+@pytest.mark.parametrize("alpha, moving", [
+    (0.0, ("res_sub", "z_sub")),                                             # SPV steps: the subject path only
+    (1.0, ("res_mot", "z_mot", "res_sub", "z_sub", "refiner", "z_out")),     # user clips: every part
+])
+def test_i2v_steps_train_exactly_their_parameters(tmp_path, tiny_i2v_dir, clips, alpha, moving):
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_hunyuan.tiny import TINY_DEFAULTS
+
+    settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"alpha": alpha, "steps": 3})
+    trainer, pipe = _trainer(tmp_path, tiny_i2v_dir, clips, settings)
+    assert all(e.prompt.image_embeds is not None for e in trainer.user + trainer.spv)
+    assert len({e.prompt.image_embeds.sum().item() for e in trainer.user}) == 2   # each clip its own frame
+    base_weights = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
+    before = {n: p.detach().clone() for n, p in trainer.embedding.named_parameters()}
+    trainer.run()
+    for name, param in trainer.embedding.named_parameters():
+        assert (not torch.equal(before[name], param.detach())) == name.startswith(moving), name
+    lora_b = [v for k, v in pipe.transformer.state_dict().items() if "lora_B" in k]
+    assert lora_b and all((torch.count_nonzero(v) > 0) == (alpha == 1.0) for v in lora_b)
+    for name, value in pipe.transformer.state_dict().items():
+        if "lora_" not in name:   # the base, image-condition channels included, never changes
+            assert torch.equal(value, base_weights[name.replace(".base_layer", "")]), name
+
+
+def test_learn_i2v_beside_t2v_then_gen_image_end_to_end(capsys, tmp_path, tiny_dir, tiny_i2v_dir, clips):
+    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
+    t2v = json.loads(run(capsys, "packs", "show", "clap", "--json").out)
+    r = run(capsys, "learn", "clap", clips, "--i2v", "--i2v-base", tiny_i2v_dir, "--steps", "3", "--json")
+    assert r.code == 0, r.err
+    assert "keeps its t2v variant" in r.err
+    manifest = json.loads(r.out)["manifest"]
+    assert set(manifest["files"]) == {"t2v/embedding.safetensors", "t2v/lora.safetensors",
+                                      "i2v/embedding.safetensors", "i2v/lora.safetensors"}
+    for name in ("t2v/embedding.safetensors", "t2v/lora.safetensors"):   # the kept variant's very blobs
+        assert manifest["files"][name] == t2v["manifest"]["files"][name]
+    assert manifest["variants"]["i2v"]["base"]["id"] == str(tiny_i2v_dir.resolve())
+    assert manifest["variants"]["i2v"]["metrics"]["steps"] == 3 and manifest["metrics"]["steps"] == 2
+    assert manifest["base"]["id"] == str(tiny_dir.resolve())   # top level: the primary (t2v) variant
+
+    shown = json.loads(run(capsys, "packs", "show", "clap", "--json").out)
+    assert shown["variants"] == {"t2v": str(tiny_dir.resolve()), "i2v": str(tiny_i2v_dir.resolve())}
+    assert "variants:  t2v, i2v" in run(capsys, "packs", "show", "clap").out
+    assert json.loads(run(capsys, "packs", "list", "--json").out)[0]["variants"] == ["t2v", "i2v"]
+
+    # the same variant again needs --force; the other variant stays
+    r = run(capsys, "learn", "clap", clips, "--i2v", "--steps", "1")
+    assert r.code == 2 and "already has a i2v variant" in r.err
+
+    image = _image(tmp_path / "cat.png", 45, 61)
+    out = tmp_path / "cat.mp4"
+    r = run(capsys, "gen", "--image", image, "a cat claps", "--seed", "4", "--size", "32x48", "--frames", "13",
+            "-o", out, "--json")
+    assert r.code == 0, r.err
+    meta = json.loads(r.out)["metadata"]
+    assert meta["embedding_from"] == "clap:latest" and meta["image"] == "cat.png" and meta["adapters"] == "1"
+    assert meta["base"] == str(tiny_i2v_dir.resolve())
+    info = media.probe(out)
+    assert (info.frames, info.height, info.width) == (13, 32, 48)
+    assert run(capsys, "gen", "a cat claps", "--seed", "4", "-o", tmp_path / "t2v.mp4").code == 0   # T2V still works
+
+    # export/import keeps both variants, byte for byte
+    archive = tmp_path / "clap.smpack"
+    assert run(capsys, "packs", "export", "clap", archive).code == 0
+    assert run(capsys, "packs", "rm", "clap", "--yes").code == 0
+    r = run(capsys, "packs", "import", archive, "--json")
+    assert r.code == 0, r.err
+    assert json.loads(run(capsys, "packs", "show", "clap", "--json").out)["digest"] == shown["digest"]
+    assert run(capsys, "packs", "verify").code == 0
+    again = tmp_path / "again.mp4"
+    assert run(capsys, "gen", "--image", image, "a cat claps", "--seed", "4", "--size", "32x48", "--frames", "13",
+               "-o", again).code == 0
+    assert np.array_equal(media.decode(out, fps=8, height=32, width=48, frames=13),
+                          media.decode(again, fps=8, height=32, width=48, frames=13))
+
+
+def test_t2v_only_pack_with_image_is_a_usage_error(capsys, tmp_path, tiny_dir, clips):
+    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "1").code == 0
+    r = run(capsys, "gen", "--image", _image(tmp_path / "c.png", 32, 32), "a cat claps", "-o", tmp_path / "o.mp4")
+    assert r.code == 2 and "clap:latest has no image-to-video variant" in r.err and "--i2v" in r.err
+    errors = [line for line in r.err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in r.err and not (tmp_path / "o.mp4").exists()
+
+
+def test_bad_images_are_named(capsys, tmp_path, tiny_i2v_dir):
+    text = tmp_path / "notes.png"
+    text.write_text("not an image at all\n")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(_image(tmp_path / "real.jpg", 40, 40).read_bytes()[:200])
+    for bad in (text, broken):
+        r = run(capsys, "gen", "--image", bad, "a cat claps", "--i2v-base", tiny_i2v_dir, "--no-pack",
+                "-o", tmp_path / "o.mp4")
+        assert r.code == 2 and str(bad) in r.err and "Traceback" not in r.err, r.err
+    r = run(capsys, "gen", "--image", tmp_path / "missing.png", "a cat claps", "--no-pack", "-o", tmp_path / "o.mp4")
+    assert r.code == 3 and "missing.png" in r.err
+
+
+@pytest.mark.parametrize("suffix, size", [(".png", (17, 90)), (".jpg", (123, 45)), (".webp", (33, 33))])
+def test_images_of_any_format_and_size_are_fitted(capsys, tmp_path, tiny_i2v_dir, suffix, size):
+    image = _image(tmp_path / f"odd{suffix}", *size)
+    out = tmp_path / "o.mp4"
+    r = run(capsys, "gen", "--image", image, "a cat claps", "--i2v-base", tiny_i2v_dir, "--no-pack",
+            "--size", "32x48", "--frames", "9", "--steps", "1", "-o", out)
+    assert r.code == 0, r.err
+    info = media.probe(out)
+    assert (info.frames, info.height, info.width) == (9, 32, 48)
+
+
+def test_i2v_base_pairing_and_kind(tiny_dir, tiny_i2v_dir, tmp_path):
+    from synmotion_cli.errors import UsageError
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+
+    assert bases.i2v_partner(bases.DEFAULT_T2V) == bases.DEFAULT_I2V and bases.i2v_partner("toy") == "toy-i2v"
+    with pytest.raises(UsageError, match="no image-to-video partner"):
+        bases.resolve_i2v(None, str(tiny_dir))
+    with pytest.raises(UsageError, match="HunyuanVideoPipeline, not an image-to-video"):
+        load_pipeline(bases.resolve(str(tiny_dir)), pick_runtime(), training=False, i2v=True)
+    config = tiny_dir / "synmotion.json"
+    saved = config.read_text()
+    try:   # a local base names its partner beside it
+        config.write_text(json.dumps({**json.loads(saved), "i2v_base": str(tiny_i2v_dir)}))
+        assert bases.resolve_i2v(None, str(tiny_dir)).path == tiny_i2v_dir.resolve()
+    finally:
+        config.write_text(saved)

@@ -1,0 +1,69 @@
+"""The toy image-to-video base: made from the toy base so that it starts as exactly that model, built by one
+command (here with a budget of seconds), and a clear error while its weights are not built."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from cli_runner import run
+from conftest_tiny import SEED, tiny_dir, toy_video_latents  # noqa: F401  (session fixture)
+
+pytest.importorskip("synmotion_toy")
+
+
+def test_widened_transformer_starts_as_the_text_to_video_one(tiny_dir):
+    """The image-latent and mask channels are zero-initialised: whatever they hold, the output is T2V's."""
+    from diffusers import HunyuanVideoTransformer3DModel
+    from synmotion_toy.base.i2v import widen
+
+    t2v = HunyuanVideoTransformer3DModel.from_pretrained(tiny_dir / "transformer")
+    i2v = widen(t2v)
+    assert i2v.config.in_channels == 9 and i2v.config.image_condition_type == "latent_concat"
+    latents, _ = toy_video_latents(SEED)
+    generator = torch.Generator().manual_seed(1)
+    condition = torch.randn(1, 5, *latents.shape[2:], generator=generator)
+    args = dict(timestep=torch.tensor([500.0]), encoder_hidden_states=torch.randn(1, 6, 16, generator=generator),
+                encoder_attention_mask=torch.ones(1, 6), pooled_projections=torch.randn(1, 8, generator=generator),
+                guidance=torch.tensor([6000.0]), return_dict=False)
+    with torch.no_grad():
+        expected = t2v(hidden_states=latents, **args)[0]
+        got = i2v(hidden_states=torch.cat([latents, condition], dim=1), **args)[0]
+    assert torch.equal(expected, got)
+
+
+def test_train_i2v_base_command_writes_a_loadable_base(capsys, tmp_path):
+    """The real command on the shipped toy base, with a budget of a few steps."""
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+
+    out = tmp_path / "toy-i2v"
+    r = run(capsys, "toy", "train-i2v-base", out, "--minutes", "0.03", "--clips", "4", "--batch", "2",
+            "--threads", "1")
+    assert r.code == 0, r.err
+    assert r.out.strip() == str(out)
+    info = json.loads((out / "synmotion.json").read_text())
+    assert info["t2v_base"] == "toy" and info["image_emb_len"] == 64 and info["training"]["transformer_steps"] >= 1
+    spec = bases.resolve(str(out))
+    assert bases.t2v_partner(spec) == "toy"
+    pipe = load_pipeline(spec, pick_runtime(), training=False, i2v=True)
+    toy = load_pipeline(bases.resolve("toy"), pick_runtime(), training=False)
+    # the same frozen Llama inside the Llava, the same VAE
+    llama = pipe.text_encoder.model.language_model.state_dict()
+    assert all(torch.equal(v, llama[k]) for k, v in toy.text_encoder.state_dict().items())
+    assert all(torch.equal(v, pipe.vae.state_dict()[k]) for k, v in toy.vae.state_dict().items())
+
+
+def test_unbuilt_toy_i2v_base_says_how_to_build_it(capsys, tmp_path):
+    from synmotion_toy.base.i2v import WEIGHTS_I2V
+
+    if (WEIGHTS_I2V / "model_index.json").is_file():
+        pytest.skip("the toy image-to-video base is built")
+    image = tmp_path / "c.png"
+    from PIL import Image
+
+    Image.new("RGB", (20, 30), (200, 10, 10)).save(image)
+    r = run(capsys, "gen", "--image", image, "a cat claps", "--base", "toy", "--no-pack", "-o", tmp_path / "o.mp4")
+    assert r.code == 3 and "not built yet" in r.err and "synmotion toy train-i2v-base" in r.err
