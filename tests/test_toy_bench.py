@@ -108,3 +108,17 @@ def test_bench_lists_its_rows(capsys):
     assert r.code == 0
     rows = [x["row"] for x in json.loads(r.out)]
     assert rows[:7] == ["base", "motion-residue", "residues", "residues+refiner", "full", "no-strategy", "lora-only"]
+
+
+def test_image_consistency_follows_the_papers_i2v_formula():
+    from synmotion_toy.metrics import image_consistency
+
+    image = np.array([1.0, 0.0])
+    kept = np.tile(image, (4, 1))
+    assert image_consistency(image, kept) == pytest.approx(1.0)
+    # a video that leaves the image at once: max cos to the image 0, neighbours identical (1)
+    gone = np.tile(np.array([0.0, 1.0]), (4, 1))
+    assert image_consistency(image, gone) == pytest.approx(0.6)
+    # starts on the image, then jumps away once: max 1, neighbours (0, 1, 1): mean 2/3, min 0
+    jump = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
+    assert image_consistency(image, jump) == pytest.approx(0.4 + 0.3 * 2 / 3)

@@ -24,6 +24,8 @@ import numpy as np
 from . import metrics
 
 MEASURES = ("motion_acc", "subject_acc", "dynamics", "subject_consistency", "motion_similarity")
+I2V_MEASURES = MEASURES + ("image_consistency",)
+CONDITION_MOTION = "stand-still"  # I2V condition images: a still of the subject standing
 EXTENSION_MEASURES = ("motion_acc", "subject_acc", "background_acc", "style_acc")
 
 
@@ -33,6 +35,7 @@ class Row:
     options: dict | None          # learn options (-O); None: nothing is learned, the plain base generates
     about: str
     paper: str = ""               # the matching row of the paper, if any
+    i2v: bool = False             # image-to-video: the toy-i2v base, conditioned on a still of the subject
 
 
 ROWS = (
@@ -47,6 +50,8 @@ ROWS = (
     Row("spv-subject+refiner", {"spv_updates": "subject+refiner"}, "full, SPV steps also train the refiner"),
     Row("alpha-0.5", {"alpha": 0.5}, "full, half the steps on SPV clips"),
     Row("alpha-0.9", {"alpha": 0.9}, "full, a tenth of the steps on SPV clips"),
+    Row("i2v-base", None, "image-to-video base, no pack", "Supp. Table 1: HunyuanVideo-I2V", i2v=True),
+    Row("i2v", {}, "the full method's image-to-video variant", "Supp. Table 1: SynMotion (I2V)", i2v=True),
 )
 QUICK_ROWS = ("base", "motion-residue", "residues", "residues+refiner", "full", "no-strategy", "lora-only")
 
@@ -111,25 +116,41 @@ class _Tally:
         return {m: {k: float(np.mean([i[k] for i in self.items if i["motion"] == m])) for k in keys} for m in motions}
 
 
-def _measure(gen, judges, prompts, packs, reference, motion, seeds) -> tuple[list, list]:
-    """Generate every (prompt, seed), judge and measure; returns per-video records and the videos."""
+def _condition_image(subject: str, seed: int) -> np.ndarray:
+    """The I2V condition image for ``subject``: the first frame of a clip of it standing still."""
+    from .world import MOTIONS, render_clip
+
+    return render_clip(subject, MOTIONS[CONDITION_MOTION], seed=10_000 + seed)[0]
+
+
+def _measure(gen, judges, prompts, packs, reference, motion, seeds, images=None) -> tuple[list, list]:
+    """Generate every (prompt, seed), judge and measure; returns per-video records and the videos.
+    ``images`` (one per prompt) makes it image-to-video, and adds how well each video keeps its image."""
     videos, keys = [], []
-    for subject, background, style, prompt in prompts:
+    for n, (subject, background, style, prompt) in enumerate(prompts):
         for seed in range(seeds):
-            videos.append(gen.video(prompt, seed, packs=packs))
-            keys.append((subject, background, style, seed))
+            videos.append(gen.video(prompt, seed, packs=packs, image=None if images is None else images[n]))
+            keys.append((n, subject, background, style, seed))
     verdicts = judges.judge_batch(videos)
     features = judges.features_batch(videos)
     frame_features = judges.frame_features_batch(videos)
+    image_features = None
+    if images is not None:  # each image as a still video: its vector from the middle frame
+        stills = [np.repeat(img[None], len(videos[0]), axis=0) for img in images]
+        image_features = judges.frame_features_batch(stills)[:, len(frame_features[0]) // 2]
     similarity = metrics.motion_similarity(features, reference["features"])
     records = []
-    for (subject, background, style, seed), video, j, sim, ff in zip(keys, videos, verdicts, similarity, frame_features):
-        records.append(dict(
+    for (n, subject, background, style, seed), video, j, sim, ff in zip(keys, videos, verdicts, similarity,
+                                                                         frame_features):
+        record = dict(
             motion=motion, seed=seed, subject=subject,
             motion_acc=float(j.motion == motion), subject_acc=float(j.subject == subject),
             background_acc=float(j.background == (background or "none")), style_acc=float(j.style == (style or "none")),
             dynamics=metrics.dynamics(video), subject_consistency=metrics.subject_consistency(ff),
-            motion_similarity=float(sim), judged_motion=j.motion, judged_subject=j.subject))
+            motion_similarity=float(sim), judged_motion=j.motion, judged_subject=j.subject)
+        if image_features is not None:
+            record["image_consistency"] = metrics.image_consistency(image_features[n], ff)
+        records.append(record)
     return records, videos
 
 
@@ -169,7 +190,8 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
     out_dir = Path(out_dir)
     work = out_dir / "work"
     judges = load_judges()
-    gen = Generator("toy")
+    # The text-to-video base, and the image-to-video one only when a row needs it.
+    generators = {i2v: Generator("toy-i2v" if i2v else "toy", i2v=i2v) for i2v in sorted({r.i2v for r in plan.rows})}
     references = {m: _reference(m, plan, judges) for m in plan.motions}
     results: dict = {"plan": plan.to_dict(), "date": time.strftime("%Y-%m-%d"),
                      "machine": f"{os.cpu_count()} CPU cores", "rows": {},
@@ -185,18 +207,20 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
                 reporter.stage(f"[{done}/{total}] {row.name}: learning {motion}")
                 pack, files, seconds = learn_pack(motion, work, clips=plan.clips, seed=plan.seed,
                                                   options={**plan.options, **row.options}, name=f"{motion}-{row.name}",
-                                                  steps=plan.steps)
+                                                  steps=plan.steps, i2v=row.i2v)
                 learn_s.append(seconds)
                 packs = (PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files),)
             reporter.stage(f"[{done}/{total}] {row.name}: generating {motion}")
             strips.append((f"reference clip: {prompt_for('person', MOTIONS[motion])}", references[motion]["first"]))
             prompts = [(s, None, None, prompt_for(s, MOTIONS[motion])) for s in plan.subjects]
-            records, videos = _measure(gen, judges, prompts, packs, references[motion], motion, plan.seeds)
+            gen = generators[row.i2v]
+            images = [_condition_image(s, i) for i, s in enumerate(plan.subjects)] if row.i2v else None
+            records, videos = _measure(gen, judges, prompts, packs, references[motion], motion, plan.seeds, images)
             for r in records:
                 tally.add(**r)
             strips += [(f"{prompt_for(s, MOTIONS[motion])} (judged: {r['judged_motion']}, {r['judged_subject']})", v)
                        for (s, *_), r, v in zip(prompts, records[::plan.seeds], videos[::plan.seeds])][:3]
-            if plan.extensions:
+            if plan.extensions and not row.i2v:  # with I2V the image sets the background and style
                 ext_prompts = []
                 for i, s in enumerate(plan.subjects):
                     background, style = plan.extensions[i % len(plan.extensions)]
@@ -208,8 +232,9 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
         sheet = _sheet(strips, out_dir / f"{row.name}.png", f"{row.name}: {row.about}")
         results["rows"][row.name] = {
             "about": row.about, "paper": row.paper, "options": row.options,
-            "overall": tally.summary(MEASURES, plan.seeds), "per_motion": tally.per_motion(MEASURES),
-            "extension": ext_tally.summary(EXTENSION_MEASURES, 1) if plan.extensions else None,
+            "overall": tally.summary(I2V_MEASURES if row.i2v else MEASURES, plan.seeds),
+            "per_motion": tally.per_motion(I2V_MEASURES if row.i2v else MEASURES),
+            "extension": ext_tally.summary(EXTENSION_MEASURES, 1) if ext_tally.items else None, "i2v": row.i2v,
             "learn_s": float(np.mean(learn_s)) if learn_s else None, "sheet": str(sheet),
             "videos": len(tally.items) + len(ext_tally.items),
         }

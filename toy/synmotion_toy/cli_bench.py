@@ -68,6 +68,8 @@ def bench(
         raise UsageError(f"{not_custom[0]} is a base motion: the toy base was trained on it",
                          hint=f"custom motions: {', '.join(CUSTOM_MOTIONS)}")
     rows = [row_by_name(r) for r in row] if row else [row_by_name(r) for r in QUICK_ROWS] if quick else list(ROWS)
+    if not row and any(r.i2v for r in rows) and not _i2v_base_built(o):
+        rows = [r for r in rows if not r.i2v]
     plan = BenchPlan(motions=motions, rows=rows, subjects=list(SUBJECT_ORDER[:subjects or (3 if quick else 5)]),
                      seeds=seeds or (2 if quick else 3), clips=clips, steps=steps, seed=seed,
                      options=parse_options(option),
@@ -104,6 +106,20 @@ def _run(plan, out_dir, o) -> dict:
                 os.environ[k] = v
 
 
+def _i2v_base_built(o) -> bool:
+    """Whether the toy image-to-video base is there; without it the I2V rows are left out (said on stderr)."""
+    from synmotion_cli.errors import NotFoundError
+
+    from .base.i2v import weights_dir
+
+    try:
+        weights_dir()
+        return True
+    except NotFoundError as e:
+        o.warn(f"leaving out the image-to-video rows: {e}")
+        return False
+
+
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -124,6 +140,9 @@ def render_table(console, data: dict) -> None:
     table = Table(box=None, header_style="bold", title="toy MotionBench (mean ± spread over seeds)")
     cols = ("ROW", "MOTION ACC", "SUBJECT ACC", "DYNAMICS", "SUBJ. CONSIST.", "MOTION SIM.", "LEARN S")
     ext = any(r["extension"] for r in data["rows"].values())
+    i2v = any(r.get("i2v") for r in data["rows"].values())
+    if i2v:
+        cols += ("IMAGE CONSIST.",)
     if ext:
         cols += ("EXT: MOTION", "SUBJECT", "BACKGROUND", "STYLE")
     for col in cols:
@@ -133,9 +152,12 @@ def render_table(console, data: dict) -> None:
         cells = [escape(name), _pm(o["motion_acc"], True), _pm(o["subject_acc"], True), _pm(o["dynamics"], False),
                  _pm(o["subject_consistency"], False), _pm(o["motion_similarity"], False),
                  f"{r['learn_s']:.0f}" if r["learn_s"] else "-"]
+        if i2v:
+            cells.append(_pm(o["image_consistency"], False) if "image_consistency" in o else "-")
         if ext:
             e = r["extension"]
-            cells += [f"{e[k]['mean']:.0%}" for k in ("motion_acc", "subject_acc", "background_acc", "style_acc")]
+            cells += ([f"{e[k]['mean']:.0%}" for k in ("motion_acc", "subject_acc", "background_acc", "style_acc")]
+                      if e else ["-"] * 4)
         table.add_row(*cells)
     console.print(table)
     ref = ", ".join(f"{m} {v['dynamics']:.2f}" for m, v in data["reference"].items())

@@ -44,7 +44,7 @@ class Score:
 class Generator:
     """The toy base loaded once; generates with or without packs, exactly as `gen` does."""
 
-    def __init__(self, base: str = "toy"):
+    def __init__(self, base: str = "toy", *, i2v: bool = False):
         import torch
         from synmotion_hunyuan import bases
         from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
@@ -52,13 +52,22 @@ class Generator:
         from synmotion_hunyuan.text_encoding import PromptEncoder
 
         self.torch = torch
+        self.i2v = i2v
+        self.variant = "i2v" if i2v else "t2v"
         self.base = bases.resolve(base)
         self.settings = build(GenSettings, bases.read_synmotion_config(self.base.path).get("defaults", {}).get("gen", {}))
-        self.pipe = load_pipeline(self.base, pick_runtime(), training=False)
+        self.pipe = load_pipeline(self.base, pick_runtime(), training=False, i2v=i2v)
         self.encoder = PromptEncoder.from_pipeline(self.pipe, self.base.path)
-        empty = self.encoder.encode("")
-        self.negative = (empty.embeds, empty.mask, empty.pooled)
+        self._negatives: dict = {}
         self._loaded: tuple = ()
+
+    def _negative(self, image):
+        """The empty prompt (read with a black image for I2V, as the pipeline does), encoded once."""
+        if "empty" not in self._negatives:
+            black = None if image is None else np.zeros_like(image)
+            empty = self.encoder.encode("", image=black)
+            self._negatives["empty"] = (*empty.joined(), empty.pooled)
+        return self._negatives["empty"]
 
     def _use(self, packs) -> None:
         from synmotion_hunyuan.sampling import apply_loras
@@ -68,19 +77,23 @@ class Generator:
             return
         if self._loaded:
             self.pipe.unload_lora_weights()
-        apply_loras(self.pipe, packs)
+        apply_loras(self.pipe, packs, self.variant)
         self._loaded = key
 
-    def video(self, prompt: str, seed: int, packs=(), reporter=None) -> np.ndarray:
+    def video(self, prompt: str, seed: int, packs=(), reporter=None, image=None) -> np.ndarray:
+        """One video as `synmotion gen` makes it; ``image`` (uint8 (H, W, 3) at the video size) for I2V."""
         from synmotion_cli.reporting import Reporter
         from synmotion_hunyuan.sampling import encode_with_packs, sample
 
+        if (image is not None) != self.i2v:
+            raise ValueError("an image goes with an image-to-video generator, and only there")
         self._use(packs)
         s = self.settings
-        embeds, mask, pooled, _, _ = encode_with_packs(self.encoder, prompt, None, None, packs, reporter or Reporter())
+        embeds, mask, pooled, _, _ = encode_with_packs(self.encoder, prompt, None, None, packs, reporter or Reporter(),
+                                                       variant=self.variant, image=image)
         return sample(self.pipe, embeds, mask, pooled, height=s.height, width=s.width, frames=s.frames,
-                      steps=s.steps, guidance=s.guidance, seed=seed, negative=self.negative,
-                      true_cfg_scale=s.true_cfg_scale)
+                      steps=s.steps, guidance=s.guidance, seed=seed, negative=self._negative(image),
+                      true_cfg_scale=s.true_cfg_scale, image=image)
 
 
 def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=None, motions=None) -> dict:
@@ -100,7 +113,7 @@ def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=Non
 
 
 def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, options: dict | None = None,
-               name: str | None = None, steps: int | None = None) -> tuple:
+               name: str | None = None, steps: int | None = None, i2v: bool = False) -> tuple:
     """Render clips of a person doing ``motion`` and learn a pack (named ``name``, default the motion) with
     the real CLI; returns (pack, its files, seconds spent learning)."""
     from synmotion_cli.app import main
@@ -117,6 +130,8 @@ def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, opt
             "--force"]
     if steps:
         args += ["--steps", str(steps)]
+    if i2v:
+        args += ["--i2v"]
     for k, v in (options or {}).items():
         args += ["-O", f"{k}={v}"]
     t = time.perf_counter()

@@ -5,6 +5,8 @@
   plain frame difference measures the same thing, and the reference clips' value is the yardstick.
 - ``subject_consistency``: VBench's formula on per-frame appearance vectors,
   1/(T-1) sum_t 1/2 [max(0, cos(f_{t-1}, f_t)) + max(0, cos(f_0, f_t))]; 1 for a still video.
+- ``image_consistency`` (I2V): the paper's I2V subject measure on the same vectors,
+  0.4 max_t cos(image, f_t) + 0.3 mean_t cos(f_{t-1}, f_t) + 0.3 min_t cos(f_{t-1}, f_t).
 - ``motion_similarity``: class-agnostic closeness to the reference clips — the cosine between a video's
   motion feature vector and the mean of the references' (both from the motion judge), so a motion that is
   "like the clips" scores high even where the classifier's verdict is wrong.
@@ -32,6 +34,14 @@ def subject_consistency(frame_features: np.ndarray) -> float:
     previous = np.clip(np.sum(f[1:] * f[:-1], axis=1), 0.0, None)
     first = np.clip(f[1:] @ f[0], 0.0, None)
     return float(np.mean((previous + first) / 2))
+
+
+def image_consistency(image_feature: np.ndarray, frame_features: np.ndarray) -> float:
+    """How well an image-to-video result keeps its condition image (unit vectors: image (D,), frames (T, D))."""
+    f = np.asarray(frame_features, dtype=np.float64)
+    to_image = f @ np.asarray(image_feature, dtype=np.float64)
+    neighbours = np.sum(f[1:] * f[:-1], axis=1) if len(f) > 1 else np.ones(1)
+    return float(0.4 * to_image.max() + 0.3 * neighbours.mean() + 0.3 * neighbours.min())
 
 
 def motion_similarity(features: np.ndarray, reference_features: np.ndarray) -> np.ndarray:
