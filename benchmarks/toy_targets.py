@@ -4,8 +4,11 @@ say about the base's own videos and about motions learned from 8 clips and moved
     python benchmarks/toy_targets.py                  # everything (about 20-30 minutes on 2 cores)
     python benchmarks/toy_targets.py --quick          # two custom motions, one seed
     python benchmarks/toy_targets.py --json out.json
+    python benchmarks/toy_targets.py --speed-only     # just the timings (about 3 minutes)
+    python benchmarks/toy_targets.py --accuracy-only  # just the judged targets
 
-Run it on an otherwise idle machine: the timings are wall-clock.
+Run the timings on an otherwise idle machine: they are wall-clock, each command a fresh process as a user
+runs it. The judged targets do not depend on speed and may share the machine (--threads 1).
 """
 
 from __future__ import annotations
@@ -34,11 +37,15 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--threads", type=int, default=2)
+    part = ap.add_mutually_exclusive_group()
+    part.add_argument("--speed-only", action="store_true")
+    part.add_argument("--accuracy-only", action="store_true")
     args = ap.parse_args()
 
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="synmotion-bench-"))
     os.environ.update(SYNMOTION_HOME=str(work / "home"), SYNMOTION_CACHE=str(work / "cache"),
                       SYNMOTION_CONFIG=str(work / "config.toml"))
@@ -53,12 +60,28 @@ def main() -> int:
     seeds = 1 if args.quick else args.seeds
     results: dict = {"machine": f"{os.cpu_count()} CPU cores", "date": time.strftime("%Y-%m-%d")}
 
-    # speed, each a fresh process as a user runs it
-    results["quickstart_s"] = _cli_seconds(["toy", "quickstart", work / "qs"], env)
-    results["gen_s"] = _cli_seconds(["gen", "a fox claps", "--pack", "clap", "-o", work / "g.mp4"], env)
+    if not args.accuracy_only:
+        # speed, each a fresh process as a user runs it: the quickstart (render, learn clap, generate), then
+        # learn and gen on their own
+        results["quickstart_s"] = _cli_seconds(["toy", "quickstart", work / "qs"], env)
+        # an empty cache: the subject-prior videos are made again, as on a user's first learn
+        results["learn_s"] = _cli_seconds(["learn", "clap-again", work / "qs" / "clips", "--base", "toy", "--trigger",
+                                           "clap"], {**env, "SYNMOTION_CACHE": str(work / "cache-learn")})
+        results["gen_s"] = _cli_seconds(["gen", "a fox claps", "--pack", "clap", "-o", work / "g.mp4"], env)
+        print("| measure | value | target |")
+        print("|---|---|---|")
+        print(f"| quickstart (fresh process) | {results['quickstart_s']:.0f} s | < 300 s |")
+        print(f"| learn, one motion, 8 clips (fresh process) | {results['learn_s']:.0f} s | < 180 s |")
+        print(f"| gen, one video (fresh process) | {results['gen_s']:.1f} s | < 10 s |")
+        print()
+        if args.speed_only:
+            if args.json:
+                args.json.write_text(json.dumps(results, indent=1))
+            return 0
 
     judges = load_judges()
     gen = Generator("toy")
+    print("judging the base's own videos of base motions", file=sys.stderr, flush=True)
     base = base_motion_accuracy(gen, judges, seeds=seeds)
     results["base_motion_acc"] = base["overall"].motion_acc
     results["base_subject_acc"] = base["overall"].subject_acc
@@ -68,6 +91,7 @@ def main() -> int:
     subjects = [s for s in SUBJECTS if s != "person"]
     rows = {}
     for motion in motions:
+        print(f"learning and judging {motion}", file=sys.stderr, flush=True)
         pack, files, learn_s = learn_pack(motion, work)
         use = PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files)
         t = transfer_accuracy(gen, judges, motion, use, subjects=subjects, seeds=seeds)
@@ -79,14 +103,13 @@ def main() -> int:
 
     print("| measure | value | target |")
     print("|---|---|---|")
-    print(f"| quickstart (fresh process) | {results['quickstart_s']:.0f} s | < 300 s |")
-    print(f"| gen, one video (fresh process) | {results['gen_s']:.1f} s | < 10 s |")
-    print(f"| learn, one motion (mean) | {results['custom_mean']['learn_s']:.0f} s | < 180 s |")
     print(f"| base motions: motion judged right | {results['base_motion_acc']:.1%} | >= 90 % |")
     print(f"| base motions: subject judged right | {results['base_subject_acc']:.1%} | >= 90 % |")
     print(f"| custom, with pack: motion | {results['custom_mean']['motion_acc']:.1%} | >= 80 % |")
     print(f"| custom, with pack: subject | {results['custom_mean']['subject_acc']:.1%} | >= 90 % |")
-    print(f"| custom, no pack: motion | {results['custom_mean']['motion_acc_without_pack']:.1%} | near chance |")
+    chance = 1 / len(judges.labels["motion"])
+    print(f"| custom, no pack: motion | {results['custom_mean']['motion_acc_without_pack']:.1%} | "
+          f"near chance ({chance:.0%}) |")
     print()
     print("| custom motion | learn (s) | motion with pack | subject with pack | motion without pack | videos |")
     print("|---|---|---|---|---|---|")
