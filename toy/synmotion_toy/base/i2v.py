@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -108,7 +107,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     from . import WEIGHTS
     from . import architecture as arch
     from .dataset import items, render
-    from .train import _timed_loop, encode_latents
+    from .train import _timed_loop, encode_latents, noisy, set_lr, update
 
     quiet_libraries()
     torch.set_num_threads(cfg.threads)
@@ -153,31 +152,19 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     losses = []
 
     def step(i, planned):
-        lr = cfg.lr * min(1.0, (i + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_lr(opt, cfg.lr, i, planned, cfg.warmup)
         idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
         drop = (torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout).view(-1, 1)
         emb = torch.where(drop[..., None], neg_embeds, embeds[idx])
         mask = torch.where(drop, neg_mask, masks[idx])
         pool = torch.where(drop, negative.pooled, pooled[idx])
         x0 = latents[idx]
-        noise = torch.randn(x0.shape, generator=gen)
-        u = torch.rand(cfg.batch, generator=gen)
-        sigma = arch.SHIFT * u / (1 + (arch.SHIFT - 1) * u)
-        s = sigma.view(-1, 1, 1, 1, 1)
-        hidden, scored = model_input(transformer, (1 - s) * x0 + s * noise, x0)
+        xt, sigma, target = noisy(x0, gen)
+        hidden, scored = model_input(transformer, xt, x0)
         pred = transformer(hidden_states=hidden, timestep=sigma * 1000, encoder_hidden_states=emb,
                            encoder_attention_mask=mask, pooled_projections=pool, return_dict=False)[0]
-        loss = F.mse_loss(pred[:, :, scored], (noise - x0)[:, :, scored])
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        decay = min(cfg.ema, (1 + i) / (10 + i))
-        with torch.no_grad():
-            for e, q in zip(ema.parameters(), transformer.parameters()):
-                e.lerp_(q, 1 - decay)
+        loss = F.mse_loss(pred[:, :, scored], target[:, :, scored])
+        update(opt, params, loss, ema, transformer, i, cfg.ema)
         losses.append(loss.item())
 
     t = time.perf_counter()

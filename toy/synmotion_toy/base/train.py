@@ -67,6 +67,35 @@ def _timed_loop(minutes: float, step_fn, report, name: str, max_steps: int | Non
     return step
 
 
+def set_lr(opt, peak: float, i: int, planned: int, warmup: int) -> None:
+    """Linear warm-up, then a cosine decay to a tenth of ``peak`` over the planned steps."""
+    lr = peak * min(1.0, (i + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
+    for g in opt.param_groups:
+        g["lr"] = lr
+
+
+def noisy(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """HunyuanVideo's flow matching at the toy base's time shift: (x_t, sigma, target noise - x0)."""
+    noise = torch.randn(x0.shape, generator=gen)
+    u = torch.rand(len(x0), generator=gen)
+    sigma = arch.SHIFT * u / (1 + (arch.SHIFT - 1) * u)
+    s = sigma.view(-1, 1, 1, 1, 1)
+    return (1 - s) * x0 + s * noise, sigma, noise - x0
+
+
+def update(opt, params, loss: torch.Tensor, ema, model, i: int, ema_max: float) -> None:
+    """One optimizer step (gradients clipped at 1), then the moving average of the weights, whose decay
+    ramps up to ``ema_max`` so the first steps are not averaged with the random start."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    decay = min(ema_max, (1 + i) / (10 + i))
+    with torch.no_grad():
+        for e, q in zip(ema.parameters(), model.parameters()):
+            e.lerp_(q, 1 - decay)
+
+
 def train_vae(vae, clips: np.ndarray, cfg: BaseTrainConfig, report) -> dict:
     gen = torch.Generator().manual_seed(cfg.seed)
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
@@ -116,29 +145,17 @@ def train_transformer(transformer, latents, embeds, masks, pooled, prompt_idx, e
     losses = []
 
     def step(i, planned):
-        lr = cfg.lr * min(1.0, (i + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_lr(opt, cfg.lr, i, planned, cfg.warmup)
         idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
         p = prompt_idx[idx].clone()
         p[torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout] = empty_idx
         x0 = latents[idx]
-        noise = torch.randn(x0.shape, generator=gen)
-        u = torch.rand(cfg.batch, generator=gen)
-        sigma = arch.SHIFT * u / (1 + (arch.SHIFT - 1) * u)
-        s = sigma.view(-1, 1, 1, 1, 1)
-        pred = transformer(hidden_states=(1 - s) * x0 + s * noise, timestep=sigma * 1000,
+        xt, sigma, target = noisy(x0, gen)
+        pred = transformer(hidden_states=xt, timestep=sigma * 1000,
                            encoder_hidden_states=embeds[p], encoder_attention_mask=masks[p],
                            pooled_projections=pooled[p], return_dict=False)[0]
-        loss = F.mse_loss(pred, noise - x0)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        decay = min(cfg.ema, (1 + i) / (10 + i))
-        with torch.no_grad():
-            for e, q in zip(ema.parameters(), transformer.parameters()):
-                e.lerp_(q, 1 - decay)
+        loss = F.mse_loss(pred, target)
+        update(opt, params, loss, ema, transformer, i, cfg.ema)
         losses.append(loss.item())
 
     transformer.train()
