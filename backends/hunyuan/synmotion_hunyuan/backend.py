@@ -60,7 +60,6 @@ class HunyuanBackend:
     def learn(self, request, reporter) -> PackDraft:
         from . import bases
         from .runtime import load_pipeline, pick_runtime
-        from .settings import LearnSettings, build
         from .training import Trainer
 
         if request.i2v:
@@ -71,11 +70,7 @@ class HunyuanBackend:
             base = bases.resolve(name)
         else:
             base = bases.resolve(request.base)
-        base_cfg = bases.read_synmotion_config(base.path)
-        overrides = dict(request.options)
-        if request.steps is not None:
-            overrides["steps"] = request.steps
-        settings = build(LearnSettings, base_cfg.get("defaults", {}).get("learn", {}), overrides)
+        base_cfg, settings = self._learn_settings(base, request)
         runtime = pick_runtime(settings.mixed_precision)
         reporter.message(f"base {base.id} on {runtime.device}; {settings.steps} steps, alpha {settings.alpha}, "
                          f"strategy {settings.strategy}")
@@ -84,6 +79,19 @@ class HunyuanBackend:
         trainer.prepare()
         result = trainer.run()
         return self._draft("t2v", request, base, settings, result)
+
+    @staticmethod
+    def _learn_settings(base, request):
+        """The base's ``synmotion.json`` and the learn settings: the method's defaults, the base's, then
+        the request's options and step count."""
+        from . import bases
+        from .settings import LearnSettings, build
+
+        base_cfg = bases.read_synmotion_config(base.path)
+        overrides = dict(request.options)
+        if request.steps is not None:
+            overrides["steps"] = request.steps
+        return base_cfg, build(LearnSettings, base_cfg.get("defaults", {}).get("learn", {}), overrides)
 
     def _draft(self, variant: str, request, base, settings, result) -> PackDraft:
         """One variant's pack draft; the CLI adds it beside the pack's other variant, if any."""
@@ -116,18 +124,13 @@ class HunyuanBackend:
 
         from . import bases
         from .runtime import load_pipeline, pick_runtime
-        from .settings import LearnSettings, build
         from .spv import first_frames, prompts_for
         from .text_encoding import PromptEncoder
         from .training import Trainer
 
         base = bases.resolve_i2v(request.i2v_base, request.base)
         reporter.message(f"image-to-video base: {base.id}")
-        base_cfg = bases.read_synmotion_config(base.path)
-        overrides = dict(request.options)
-        if request.steps is not None:
-            overrides["steps"] = request.steps
-        settings = build(LearnSettings, base_cfg.get("defaults", {}).get("learn", {}), overrides)
+        base_cfg, settings = self._learn_settings(base, request)
         runtime = pick_runtime(settings.mixed_precision)
         spv_images, images_from = None, ""
         if settings.strategy == "exclusive" and settings.alpha < 1.0 and request.spv_dir is None:
