@@ -216,3 +216,30 @@ def test_i2v_base_pairing_and_kind(tiny_dir, tiny_i2v_dir, tmp_path):
         assert bases.resolve_i2v(None, str(tiny_dir)).path == tiny_i2v_dir.resolve()
     finally:
         config.write_text(saved)
+
+
+def test_image_tokens_reach_the_refiner(tiny_i2v_dir):
+    """Fig. 1: the image tokens are context for R, so (once Z is trained away from zero) a different image
+    changes the refined text tokens; the image tokens themselves pass through unchanged."""
+    from synmotion_cli.prompts import parse_roles
+    from synmotion_hunyuan.embedding import DualEmbedding
+    from synmotion_hunyuan.text_encoding import PromptEncoder
+
+    pipe = _pipe(tiny_i2v_dir)
+    encoder = PromptEncoder.from_pipeline(pipe, tiny_i2v_dir)
+    images = [Image.open(_image(tiny_i2v_dir.parent / f"r{seed}.png", 32, 32, seed=seed)) for seed in (1, 2)]
+    encoded = [encoder.encode(parse_roles("a panda claps", ["clap"]), image=img) for img in images]
+    assert not torch.equal(encoded[0].image_embeds, encoded[1].image_embeds)
+    module = DualEmbedding.from_encoder(encoder, "claps", image=images[0])
+    with torch.no_grad():
+        for p in module.z_out.parameters():  # as after training: the refiner's output reaches the tokens
+            p.normal_(0.0, 0.5)
+    # The same text tokens with either image's tokens in front: only R can carry the difference.
+    text = encoded[0]
+    outs = [module(text.embeds, text.mask, text.spans, prefix=e.image_embeds)[0] for e in encoded]
+    n = text.image_embeds.shape[1]
+    assert torch.equal(outs[1][:, :n], encoded[1].image_embeds)  # the image tokens pass through unchanged
+    assert (outs[0][:, n:] - outs[1][:, n:]).abs().max() > 1e-3  # R read the image tokens
+    # and without the image tokens the refined text differs again: they are not optional context
+    without = module(text.embeds, text.mask, text.spans)[0]
+    assert (without - outs[0][:, n:]).abs().max() > 1e-3
