@@ -275,3 +275,14 @@ def test_manifest_names_every_file_it_stores(capsys, tiny_dir, clips):
     referenced = {variant[k] for k in ("embedding", "lora", "preview") if variant.get(k)}
     assert referenced == set(manifest["files"])
     assert variant["adapter_config"]["rank"] == 4
+
+
+def test_a_fresh_gen_process_prints_no_library_notices(tmp_path, tiny_dir):
+    """Progress and messages are synmotion's own: diffusers' and transformers' notices (e.g. the
+    torchvision one that importing the I2V pipeline prints) stay quiet, in a process that imports them fresh."""
+    from cli_runner import run_process
+
+    r = run_process("gen", "a panda claps", "--base", tiny_dir, "--steps", "1", "-o", tmp_path / "v.mp4")
+    assert r.code == 0, r.err
+    for noise in ("[transformers]", "torchvision", "Loading", "it/s]"):
+        assert noise not in r.err, r.err

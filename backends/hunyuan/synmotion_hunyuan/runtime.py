@@ -47,6 +47,8 @@ def load_pipeline(base: bases.BaseSpec, runtime: Runtime, *, training: bool, i2v
     """Check the base fits and is the right kind (text- or image-to-video), then load it with diffusers'
     own ``from_pretrained``."""
     import torch
+
+    quiet_libraries()  # before the import: loading the I2V pipeline's module already prints a notice
     from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoPipeline
 
     cls = HunyuanVideoImageToVideoPipeline if i2v else HunyuanVideoPipeline
@@ -58,7 +60,6 @@ def load_pipeline(base: bases.BaseSpec, runtime: Runtime, *, training: bool, i2v
         raise UsageError(f"base {base.id} is a {kind}, not {want} base",
                          hint="--i2v-base names the image-to-video base, --base the text-to-video one")
     bases.check_fits(base, runtime.device, training=training, dtype_bytes=runtime.dtype_bytes)
-    quiet_libraries()
     try:
         pipe = cls.from_pretrained(str(base.path), dtype=runtime.dtype)
     except (OSError, ValueError, KeyError) as e:
