@@ -122,3 +122,14 @@ def test_image_consistency_follows_the_papers_i2v_formula():
     # starts on the image, then jumps away once: max 1, neighbours (0, 1, 1): mean 2/3, min 0
     jump = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0], [0.0, 1.0]])
     assert image_consistency(image, jump) == pytest.approx(0.4 + 0.3 * 2 / 3)
+
+
+def test_every_row_names_a_valid_pack():
+    from synmotion_cli.store.names import parse_name
+    from synmotion_toy.bench import ROWS, pack_name
+    from synmotion_toy.world import CUSTOM_MOTIONS
+
+    names = {pack_name(m, r) for m in CUSTOM_MOTIONS for r in ROWS}
+    assert len(names) == len(CUSTOM_MOTIONS) * len(ROWS)
+    for name in names:
+        assert parse_name(name)[0] == name

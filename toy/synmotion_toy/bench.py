@@ -75,6 +75,11 @@ class BenchPlan:
                 "extensions": [list(e) for e in self.extensions]}
 
 
+def pack_name(motion: str, row: Row) -> str:
+    """The bench's pack for ``motion`` under ``row`` (pack names take no '+')."""
+    return f"{motion}-{row.name.replace('+', '-')}"
+
+
 def row_by_name(name: str) -> Row:
     from synmotion_cli.errors import UsageError
 
@@ -206,7 +211,7 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
             if row.options is not None:
                 reporter.stage(f"[{done}/{total}] {row.name}: learning {motion}")
                 pack, files, seconds = learn_pack(motion, work, clips=plan.clips, seed=plan.seed,
-                                                  options={**plan.options, **row.options}, name=f"{motion}-{row.name}",
+                                                  options={**plan.options, **row.options}, name=pack_name(motion, row),
                                                   steps=plan.steps, i2v=row.i2v)
                 learn_s.append(seconds)
                 packs = (PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files),)

@@ -139,7 +139,11 @@ def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, opt
         code = main(args)
     elapsed = time.perf_counter() - t
     if code:
-        raise RuntimeError(f"learning {motion} failed with exit code {code}")
+        from synmotion_cli.errors import SynMotionError
+
+        err = SynMotionError(f"learning {name} ({motion}) failed with exit code {code}; see the error above")
+        err.exit_code = code
+        raise err
     store = PackStore(home())
     pack = store.resolve(name)
     return pack, store.files(pack), elapsed
