@@ -67,12 +67,13 @@ class BenchPlan:
     seed: int = 0                    # seed of the clips and of learning
     options: dict = field(default_factory=dict)   # learn options for every row; a row's own settings win
     extensions: list[tuple[str, str]] = field(default_factory=list)   # (background, style) pairs
+    extension_subjects: int | None = None   # how many subjects get a background/style prompt (None: all)
 
     def to_dict(self) -> dict:
         return {"motions": self.motions, "rows": [r.name for r in self.rows], "subjects": self.subjects,
                 "seeds": self.seeds, "clips": self.clips, "steps": self.steps, "seed": self.seed,
                 "options": self.options,
-                "extensions": [list(e) for e in self.extensions]}
+                "extensions": [list(e) for e in self.extensions], "extension_subjects": self.extension_subjects}
 
 
 def pack_name(motion: str, row: Row) -> str:
@@ -227,7 +228,7 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
                        for (s, *_), r, v in zip(prompts, records[::plan.seeds], videos[::plan.seeds])][:3]
             if plan.extensions and not row.i2v:  # with I2V the image sets the background and style
                 ext_prompts = []
-                for i, s in enumerate(plan.subjects):
+                for i, s in enumerate(plan.subjects[:plan.extension_subjects]):
                     background, style = plan.extensions[i % len(plan.extensions)]
                     ext_prompts.append((s, background, style, prompt_for(s, MOTIONS[motion], background, style)))
                 ext_records, ext_videos = _measure(gen, judges, ext_prompts, packs, references[motion], motion, 1)

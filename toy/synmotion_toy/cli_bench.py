@@ -34,7 +34,8 @@ EXTENSIONS = (("night", "cut-paper"), ("snow", "pixel"), ("beach", "sketch"), ("
 
 def bench(
     out_dir: Path = typer.Option(Path("synmotion-bench"), "--out", "-o", help="Folder for results.json and the sheets."),
-    quick: bool = typer.Option(False, "--quick", help="Two motions (bow, clap), the paper's seven rows, 3 subjects, 2 seeds."),
+    quick: bool = typer.Option(False, "--quick", help="Two motions (bow, clap), the paper's seven rows, 3 subjects, 2 seeds, "
+                                                           "one background/style prompt per motion."),
     motion: Optional[List[str]] = typer.Option(None, "--motion", "-m", help="Custom motion(s) to learn (default: all)."),
     row: Optional[List[str]] = typer.Option(None, "--row", "-r", help="Row(s) to run (default: all; see --list-rows)."),
     subjects: Optional[int] = typer.Option(None, "--subjects", min=1, max=len(SUBJECT_ORDER),
@@ -75,7 +76,7 @@ def bench(
     plan = BenchPlan(motions=motions, rows=rows, subjects=list(SUBJECT_ORDER[:subjects or (3 if quick else 5)]),
                      seeds=seeds or (2 if quick else 3), clips=clips, steps=steps, seed=seed,
                      options=parse_options(option),
-                     extensions=list(EXTENSIONS) if extensions else [])
+                     extensions=list(EXTENSIONS) if extensions else [], extension_subjects=1 if quick else None)
     runs = len(plan.motions) * sum(r.options is not None for r in plan.rows)
     o.info(f"{len(plan.rows)} rows x {len(plan.motions)} motions ({runs} packs to learn), {len(plan.subjects)} subjects, "
            f"{plan.seeds} seeds; writing to {out_dir}")
