@@ -27,12 +27,30 @@ def of(manifest: dict[str, Any]) -> list[str]:
     return sorted(names, key=lambda v: (KINDS.index(v) if v in KINDS else len(KINDS), v))
 
 
-def base_id(manifest: dict[str, Any], variant: str) -> str | None:
-    """The id of the base ``variant`` was learned on, or None when the pack has no such variant."""
+def base(manifest: dict[str, Any], variant: str) -> dict[str, Any]:
+    """The identity (id, fingerprint …) of the base ``variant`` was learned on; empty when the pack has no
+    such variant or does not say."""
     entry = (manifest.get("variants") or {}).get(variant)
     if not isinstance(entry, dict):
-        return None
-    return (entry.get("base") or _record(manifest, variant).get("base") or {}).get("id")
+        return {}
+    return entry.get("base") or _record(manifest, variant).get("base") or {}
+
+
+def base_id(manifest: dict[str, Any], variant: str) -> str | None:
+    """The id of the base ``variant`` was learned on, or None when the pack has no such variant."""
+    return base(manifest, variant).get("id")
+
+
+def require(pack_name: str, manifest: dict[str, Any], variant: str) -> None:
+    """Refuse, with what to run instead, a pack that lacks ``variant``."""
+    if variant in of(manifest):
+        return
+    from .errors import UsageError
+
+    i2v = variant == "i2v"
+    raise UsageError(f"pack {pack_name} has no {'image' if i2v else 'text'}-to-video variant",
+                     hint=f"learn it with `synmotion learn {pack_name.split(':')[0]} CLIPS{' --i2v' if i2v else ''}`"
+                          + (", or drop --image" if i2v else ""))
 
 
 def _record(manifest: dict[str, Any], variant: str) -> dict[str, Any]:

@@ -116,11 +116,7 @@ def gen(
     packs = _pick_packs(store, pack, prompt, no_pack, o)
     variant = "i2v" if image else "t2v"
     for p in packs:
-        if variant not in variants.of(p.manifest):
-            kind = "image-to-video" if image else "text-to-video"
-            raise UsageError(f"pack {p.name} has no {kind} variant",
-                             hint=f"learn it with `synmotion learn {p.name.split(':')[0]} CLIPS{' --i2v' if image else ''}`"
-                                  + (", or drop --image" if image else ""))
+        variants.require(p.name, p.manifest, variant)
     backend = select_backend(backend_name, CAP_I2V if image else CAP_T2V)
     # A pack remembers its base; check that one unless --base (--i2v-base) names another.
     pack_base = next((b for b in (variants.base_id(p.manifest, variant) for p in packs) if b), None)

@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import importlib.util
 
+from synmotion_cli import variants
 from synmotion_cli.backend import CAP_I2V, CAP_LEARN, CAP_T2V, GenResult, PackDraft, Problem
 
 KIND = "synmotion.motion-pack"
 
 
-def variant_base(manifest: dict, variant: str) -> dict:
-    """The identity of the base a pack's variant was learned on (packs from before I2V: the top-level one)."""
-    return (manifest.get("variants", {}).get(variant) or {}).get("base") or manifest.get("base") or {}
-
-
 def _pack_base(packs, variant: str = "t2v") -> str | None:
-    ids = {variant_base(p.manifest, variant).get("id") for p in packs}
+    ids = {variants.base_id(p.manifest, variant) for p in packs}
     ids.discard(None)
     if len(ids) > 1:
         from synmotion_cli.errors import UsageError
@@ -178,11 +174,9 @@ class HunyuanBackend:
         i2v = request.image is not None
         variant = "i2v" if i2v else "t2v"
         for pack in request.packs:
-            if pack.manifest.get("kind") != KIND or variant not in pack.manifest.get("variants", {}):
-                raise UsageError(f"pack {pack.name} has no {'image' if i2v else 'text'}-to-video variant "
-                                 "for the hunyuan backend",
-                                 hint=f"learn it with `synmotion learn {pack.name.split(':')[0]} CLIPS"
-                                      f"{' --i2v' if i2v else ''}`")
+            if pack.manifest.get("kind") != KIND:
+                raise UsageError(f"pack {pack.name} is not a motion pack of the hunyuan backend")
+            variants.require(pack.name, pack.manifest, variant)
         recorded = _pack_base(request.packs, variant)
         if not i2v:
             base = bases.resolve(request.base or recorded or bases.choose_default()[0])
@@ -191,7 +185,7 @@ class HunyuanBackend:
         else:
             base = bases.resolve_i2v(None, request.base)
         for pack in request.packs:
-            identity = variant_base(pack.manifest, variant)
+            identity = variants.base(pack.manifest, variant)
             fingerprint = identity.get("fingerprint")
             if fingerprint and fingerprint != base.fingerprint:
                 raise UsageError(f"pack {pack.name} was learned on another base ({identity.get('id')}, "
@@ -211,23 +205,18 @@ class HunyuanBackend:
                              hint="HunyuanVideo needs height and width divisible by 16, e.g. --size 320x512")
         runtime = pick_runtime()
         reporter.message(f"base {base.id} on {runtime.device}")
-        image = black = None
+        image = None
         if i2v:  # any size or format Pillow reads, fitted (resized, center-cropped) to the video
-            import numpy as np
-
             from synmotion_cli import media
 
             image = media.load_image(request.image, height=settings.height, width=settings.width)
-            black = np.zeros_like(image)  # the pipeline's own negative image
         pipe = load_pipeline(base, runtime, training=False, i2v=i2v)
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
         embeds, mask, pooled, text, used = encode_with_packs(encoder, request.prompt, request.style,
                                                              request.background, request.packs, reporter,
                                                              variant=variant, image=image)
-        negative = None
-        if settings.true_cfg_scale > 1:  # classifier-free guidance against the empty prompt
-            empty = encoder.encode("", image=black)
-            negative = (*empty.joined(), empty.pooled)
+        # classifier-free guidance against the empty prompt
+        negative = encoder.negative() if settings.true_cfg_scale > 1 else None
         adapters = apply_loras(pipe, request.packs, variant)
         reporter.stage("sample", total=None)
         t0 = time.perf_counter()

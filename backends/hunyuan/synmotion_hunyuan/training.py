@@ -127,11 +127,13 @@ class Trainer:
         # I2V: the condition of each clip is its first frame, at the training size.
         images = ([first_frame(c, s) for c in clips] if self.i2v else [None] * len(clips))
         user_roles = parse_roles(f"{USER_SUBJECT} {self.motion_form}", self.triggers)
-        self.user_prompt = encoder.encode(user_roles, image=images[0])
+        # one encoding of the user prompt per clip on I2V (each with its own image), else one for all
+        prompts = ([encoder.encode(user_roles, image=img) for img in images] if self.i2v
+                   else [encoder.encode(user_roles)] * len(clips))
         self.preview_image = images[0]
         self.preview_prompt = encoder.encode(parse_roles(f"{PREVIEW_SUBJECT} {self.motion_form}", self.triggers),
                                              image=images[0])
-        self.empty_prompt = encoder.encode("", image=self._black())
+        self.negative = encoder.negative()
         parts = dict(motion_residue=s.motion_residue, subject_residue=s.subject_residue, refiner=s.refiner)
         self.embedding = (DualEmbedding.from_encoder(encoder, self.motion_form, seed=self.request.seed,
                                                      image=images[0], **parts)
@@ -140,7 +142,6 @@ class Trainer:
         user = clip_latents(pipe.vae, clips, fps=s.fps, height=s.height, width=s.width,
                             frames=s.frames, base_fingerprint=self.base.fingerprint, cache_dir=cache,
                             device=rt.device, dtype=rt.dtype, reporter=self.reporter)
-        prompts = [encoder.encode(user_roles, image=img) for img in images] if self.i2v else [self.user_prompt] * len(user)
         self.user = [Example(x, p, False) for x, p in zip(user, prompts)]
         self.timings["encode_s"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
@@ -156,12 +157,6 @@ class Trainer:
         if rt.device == "cuda" and not s.preview_every:  # the VAE is only needed again for previews
             pipe.vae.to("cpu")
             torch.cuda.empty_cache()
-
-    def _black(self):
-        """The I2V pipeline's negative image (text-to-video: no image)."""
-        import numpy as np
-
-        return np.zeros((self.s.height, self.s.width, 3), np.uint8) if self.i2v else None
 
     def _prepare_spv(self, encoder, cache: Path) -> list[Example]:
         s, rt = self.s, self.runtime
@@ -189,11 +184,10 @@ class Trainer:
         # I2V: the images come from another base, so the key names both.
         key = self.base.fingerprint + (f"+{self.spv_images_from}" if self.i2v else "")
         spv_cache = cache_dir() / "spv" / key / f"{s.height}x{s.width}x{s.frames}"
-        empty = self.empty_prompt
         items = synthesize(self.pipe, prompts, height=s.height, width=s.width, frames=s.frames, steps=s.spv_steps,
                            guidance=s.spv_guidance, seed=0, base_fingerprint=key,
                            cache_dir=spv_cache, encode_prompt=encode, reporter=self.reporter,
-                           negative=(*empty.joined(), empty.pooled), true_cfg_scale=s.spv_true_cfg_scale,
+                           negative=self.negative, true_cfg_scale=s.spv_true_cfg_scale,
                            images=images)
         self.spv_source = f"synthesized by the base ({len(items)} videos, cached in {spv_cache})"
         return [Example(item.latents, encoded[item.prompt], True) for item in items]
@@ -346,10 +340,9 @@ class Trainer:
             p = p.to(transformer.device)
             embeds, mask = (self.embedding(p.embeds, p.mask, p.spans, prefix=p.image_embeds)
                             if self.embedding is not None else p.joined())
-        empty = self.empty_prompt
         frames = sample(self.pipe, embeds, mask, p.pooled, height=s.height, width=s.width, frames=s.frames,
                         steps=s.preview_steps, guidance=s.preview_guidance, seed=self.request.seed,
-                        negative=(*empty.joined(), empty.pooled), true_cfg_scale=s.preview_true_cfg_scale,
+                        negative=self.negative, true_cfg_scale=s.preview_true_cfg_scale,
                         image=self.preview_image)
         path = (self.request.preview_dir or self.request.run_dir / "previews") / f"step-{step:06d}.mp4"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -139,8 +139,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     embeds = torch.cat([e.joined()[0] for e in encoded])
     masks = torch.cat([e.joined()[1] for e in encoded])
     pooled = torch.cat([e.pooled for e in encoded])
-    negative = encoder.encode("", image=np.zeros_like(clips[0, 0]))
-    neg_embeds, neg_mask = negative.joined()
+    neg_embeds, neg_mask, neg_pooled = encoder.negative()
     timings["prompts_s"] = round(time.perf_counter() - t, 1)
 
     transformer = parts["transformer"]
@@ -157,7 +156,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
         drop = (torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout).view(-1, 1)
         emb = torch.where(drop[..., None], neg_embeds, embeds[idx])
         mask = torch.where(drop, neg_mask, masks[idx])
-        pool = torch.where(drop, negative.pooled, pooled[idx])
+        pool = torch.where(drop, neg_pooled, pooled[idx])
         x0 = latents[idx]
         xt, sigma, target = noisy(x0, gen)
         hidden, scored = model_input(transformer, xt, x0)
