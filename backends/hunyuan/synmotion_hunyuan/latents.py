@@ -43,11 +43,24 @@ def encode_frames(vae, frames, device, dtype):
         return (posterior.mode() * vae.config.scaling_factor).float().cpu()
 
 
+def cached_tensor(path: Path, name: str, make, metadata: dict | None = None):
+    """The tensor cached at ``path`` (safetensors), else ``make()``'s, written there atomically first
+    (a half-written file never looks cached)."""
+    from safetensors.torch import load_file, save_file
+
+    if path.is_file():
+        return load_file(str(path))[name]
+    tensor = make().contiguous()
+    tmp = path.with_suffix(".tmp")
+    save_file({name: tensor}, str(tmp), metadata=metadata)
+    tmp.replace(path)
+    return tensor
+
+
 def clip_latents(vae, clips, *, fps, height, width, frames, base_fingerprint, cache_dir: Path, device, dtype,
                  reporter=None) -> list:
     """Latents of every clip, from the cache where possible."""
     import torch
-    from safetensors.torch import load_file, save_file
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     out = []
@@ -56,16 +69,8 @@ def clip_latents(vae, clips, *, fps, height, width, frames, base_fingerprint, ca
     for clip in clips:
         key = hashlib.sha256(f"{_file_digest(Path(clip))}|{fps}|{height}|{width}|{frames}|{base_fingerprint}"
                              .encode()).hexdigest()[:32]
-        path = cache_dir / f"{key}.safetensors"
-        if path.is_file():
-            out.append(load_file(str(path))["latents"])
-        else:
-            pixels = media.decode(clip, fps=fps, height=height, width=width, frames=frames)
-            lat = encode_frames(vae, pixels, device, dtype)
-            tmp = path.with_suffix(".tmp")
-            save_file({"latents": lat.contiguous()}, str(tmp))
-            tmp.replace(path)
-            out.append(lat)
+        out.append(cached_tensor(cache_dir / f"{key}.safetensors", "latents", lambda: encode_frames(
+            vae, media.decode(clip, fps=fps, height=height, width=width, frames=frames), device, dtype)))
         if reporter:
             reporter.advance(1)
     if reporter:

@@ -61,7 +61,7 @@ def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, b
     trainer uses, so the SPV is what the base makes of exactly these prompts. An image-to-video base also
     takes ``images`` (prompt -> uint8 RGB frame), and ``base_fingerprint`` should then name where they came from.
     """
-    from safetensors.torch import load_file, save_file
+    from .latents import cached_tensor
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     items = []
@@ -69,10 +69,8 @@ def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, b
         reporter.stage("subject-prior videos", total=len(prompts))
     for i, (prompt, action) in enumerate(prompts):
         key = _cache_key(base_fingerprint, prompt, height, width, frames, [steps, guidance, true_cfg_scale], seed + i)
-        path = cache_dir / f"{key}.safetensors"
-        if path.is_file():
-            latents = load_file(str(path))["latents"]
-        else:
+
+        def make(prompt=prompt, action=action, i=i):
             from .sampling import sample
 
             embeds, mask, pooled = encode_prompt(prompt, action)
@@ -86,10 +84,10 @@ def synthesize(pipe, prompts, *, height, width, frames, steps, guidance, seed, b
 
                 condition = encode_frames(pipe.vae, image[None], pipe.vae.device, pipe.vae.dtype)
                 latents = clip_latents_from_sample(pipe, latents, condition, frames)
-            latents = latents.float().cpu()
-            tmp = path.with_suffix(".tmp")
-            save_file({"latents": latents.contiguous()}, str(tmp), metadata={"prompt": prompt, "action": action})
-            tmp.replace(path)
+            return latents.float().cpu()
+
+        latents = cached_tensor(cache_dir / f"{key}.safetensors", "latents", make,
+                                metadata={"prompt": prompt, "action": action})
         items.append(SPVItem(prompt, action, latents))
         if reporter:
             reporter.advance(1)
@@ -107,8 +105,8 @@ def first_frames(load_t2v, prompts, *, height, width, steps, guidance, true_cfg_
     so a warm cache never loads the text-to-video base.
     """
     import torch
-    from safetensors.torch import load_file, save_file
 
+    from .latents import cached_tensor
     from .sampling import sample
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -117,21 +115,20 @@ def first_frames(load_t2v, prompts, *, height, width, steps, guidance, true_cfg_
         reporter.stage("subject-prior images", total=len(prompts))
     for i, (prompt, _) in enumerate(prompts):
         key = _cache_key(base_fingerprint, prompt, height, width, 1, [steps, guidance, true_cfg_scale], seed + i)
-        path = cache_dir / f"{key}.safetensors"
-        if path.is_file():
-            images[prompt] = load_file(str(path))["image"].numpy()
-        else:
-            if loaded is None:
-                pipe, encoder = loaded = load_t2v()
-                empty = encoder.encode("")
+
+        def make(prompt=prompt, i=i):
+            nonlocal loaded
+            if loaded is None:  # the text-to-video base loads only for an image not cached yet
+                pipe, encoder = load_t2v()
+                loaded = pipe, encoder, encoder.negative()
+            pipe, encoder, negative = loaded
             e = encoder.encode(prompt)
-            frame = sample(pipe, e.embeds, e.mask, e.pooled, height=height, width=width, frames=1, steps=steps,
-                           guidance=guidance, seed=seed + i, negative=(empty.embeds, empty.mask, empty.pooled),
-                           true_cfg_scale=true_cfg_scale)[0]
-            tmp = path.with_suffix(".tmp")
-            save_file({"image": torch.from_numpy(frame).contiguous()}, str(tmp), metadata={"prompt": prompt})
-            tmp.replace(path)
-            images[prompt] = frame
+            return torch.from_numpy(sample(pipe, e.embeds, e.mask, e.pooled, height=height, width=width, frames=1,
+                                           steps=steps, guidance=guidance, seed=seed + i, negative=negative,
+                                           true_cfg_scale=true_cfg_scale)[0])
+
+        images[prompt] = cached_tensor(cache_dir / f"{key}.safetensors", "image", make,
+                                       metadata={"prompt": prompt}).numpy()
         if reporter:
             reporter.advance(1)
     if reporter:
