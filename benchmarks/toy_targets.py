@@ -51,7 +51,8 @@ def main() -> int:
                       SYNMOTION_CONFIG=str(work / "config.toml"))
     env = dict(os.environ)
 
-    from synmotion_toy.evaluate import Generator, base_motion_accuracy, learn_pack, mean, transfer_accuracy
+    from synmotion_toy.evaluate import (Generator, base_motion_accuracy, learn_pack, mean, person_clips,
+                                        transfer_accuracy)
     from synmotion_toy.judges import load_judges
     from synmotion_toy.world import CUSTOM_MOTIONS, SUBJECTS
 
@@ -92,7 +93,7 @@ def main() -> int:
     rows = {}
     for motion in motions:
         print(f"learning and judging {motion}", file=sys.stderr, flush=True)
-        pack, files, learn_s = learn_pack(motion, work)
+        pack, files, learn_s = learn_pack(motion, person_clips(motion, work))
         use = PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files)
         t = transfer_accuracy(gen, judges, motion, use, subjects=subjects, seeds=seeds)
         rows[motion] = {"learn_s": learn_s, "motion_acc": t["with"].motion_acc, "subject_acc": t["with"].subject_acc,

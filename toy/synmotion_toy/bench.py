@@ -90,13 +90,16 @@ def row_by_name(name: str) -> Row:
     raise UsageError(f"unknown bench row {name!r}", hint=f"rows: {', '.join(r.name for r in ROWS)}")
 
 
-def _reference(motion: str, plan: BenchPlan, judges) -> dict:
-    """The clips every row learns from, as the judges and metrics see them."""
+def _reference(motion: str, plan: BenchPlan, judges, work: Path) -> dict:
+    """The clips every row learns from: written once (``folder``), and as the judges and metrics see them
+    (rendered again in memory: the same seeds, without the video codec's loss)."""
     from .clips import clip_seed
+    from .evaluate import person_clips
     from .world import MOTIONS, render_clip
 
+    folder = person_clips(motion, work, clips=plan.clips, seed=plan.seed)
     videos = [render_clip("person", MOTIONS[motion], seed=clip_seed(plan.seed, i)) for i in range(plan.clips)]
-    return {"features": judges.features_batch(videos), "first": videos[0],
+    return {"folder": folder, "features": judges.features_batch(videos), "first": videos[0],
             "dynamics": float(np.mean([metrics.dynamics(v) for v in videos]))}
 
 
@@ -137,8 +140,7 @@ def _measure(gen, judges, prompts, packs, reference, motion, seeds, images=None)
         for seed in range(seeds):
             videos.append(gen.video(prompt, seed, packs=packs, image=None if images is None else images[n]))
             keys.append((n, subject, background, style, seed))
-    verdicts = judges.judge_batch(videos)
-    features = judges.features_batch(videos)
+    verdicts, features = judges.judge_with_features(videos)
     frame_features = judges.frame_features_batch(videos)
     image_features = None
     if images is not None:  # each image as a still video: its vector from the middle frame
@@ -198,7 +200,7 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
     judges = load_judges()
     # The text-to-video base, and the image-to-video one only when a row needs it.
     generators = {i2v: Generator("toy-i2v" if i2v else "toy", i2v=i2v) for i2v in sorted({r.i2v for r in plan.rows})}
-    references = {m: _reference(m, plan, judges) for m in plan.motions}
+    references = {m: _reference(m, plan, judges, work) for m in plan.motions}
     results: dict = {"plan": plan.to_dict(), "date": time.strftime("%Y-%m-%d"),
                      "machine": f"{os.cpu_count()} CPU cores", "rows": {},
                      "reference": {m: {"dynamics": r["dynamics"]} for m, r in references.items()}}
@@ -211,7 +213,7 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
             packs = ()
             if row.options is not None:
                 reporter.stage(f"[{done}/{total}] {row.name}: learning {motion}")
-                pack, files, seconds = learn_pack(motion, work, clips=plan.clips, seed=plan.seed,
+                pack, files, seconds = learn_pack(motion, references[motion]["folder"], seed=plan.seed,
                                                   options={**plan.options, **row.options}, name=pack_name(motion, row),
                                                   steps=plan.steps, i2v=row.i2v)
                 learn_s.append(seconds)

@@ -94,19 +94,19 @@ def _run(plan, out_dir, o) -> dict:
     from .bench import run_bench
 
     # Packs go to a private store inside the output folder, never the user's.
-    home = Path(tempfile.mkdtemp(prefix="store-", dir=_mkdir(out_dir)))
-    saved = {k: os.environ.get(k) for k in ("SYNMOTION_HOME",)}
-    os.environ["SYNMOTION_HOME"] = str(home)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    home = tempfile.mkdtemp(prefix="store-", dir=out_dir)
+    previous = os.environ.get("SYNMOTION_HOME")
+    os.environ["SYNMOTION_HOME"] = home
     reporter = ConsoleReporter(o)
     try:
         return run_bench(plan, out_dir, reporter)
     finally:
         reporter.close()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        if previous is None:
+            del os.environ["SYNMOTION_HOME"]
+        else:
+            os.environ["SYNMOTION_HOME"] = previous
 
 
 def _i2v_base_built(o) -> bool:
@@ -121,11 +121,6 @@ def _i2v_base_built(o) -> bool:
     except NotFoundError as e:
         o.warn(f"leaving out the image-to-video rows: {e}")
         return False
-
-
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _pm(m: dict, percent: bool) -> str:

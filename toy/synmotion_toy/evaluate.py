@@ -58,16 +58,8 @@ class Generator:
         self.settings = build(GenSettings, bases.read_synmotion_config(self.base.path).get("defaults", {}).get("gen", {}))
         self.pipe = load_pipeline(self.base, pick_runtime(), training=False, i2v=i2v)
         self.encoder = PromptEncoder.from_pipeline(self.pipe, self.base.path)
-        self._negatives: dict = {}
+        self.negative = self.encoder.negative()
         self._loaded: tuple = ()
-
-    def _negative(self, image):
-        """The empty prompt (read with a black image for I2V, as the pipeline does), encoded once."""
-        if "empty" not in self._negatives:
-            black = None if image is None else np.zeros_like(image)
-            empty = self.encoder.encode("", image=black)
-            self._negatives["empty"] = (*empty.joined(), empty.pooled)
-        return self._negatives["empty"]
 
     def _use(self, packs) -> None:
         from synmotion_hunyuan.sampling import apply_loras
@@ -92,7 +84,7 @@ class Generator:
         embeds, mask, pooled, _, _ = encode_with_packs(self.encoder, prompt, None, None, packs, reporter or Reporter(),
                                                        variant=self.variant, image=image)
         return sample(self.pipe, embeds, mask, pooled, height=s.height, width=s.width, frames=s.frames,
-                      steps=s.steps, guidance=s.guidance, seed=seed, negative=self._negative(image),
+                      steps=s.steps, guidance=s.guidance, seed=seed, negative=self.negative,
                       true_cfg_scale=s.true_cfg_scale, image=image)
 
 
@@ -112,19 +104,25 @@ def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=Non
     return {"overall": total, "per_motion": per_motion}
 
 
-def learn_pack(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0, options: dict | None = None,
+def person_clips(motion: str, workdir: Path, *, clips: int = 8, seed: int = 0) -> Path:
+    """Render ``clips`` clips of a person doing ``motion`` into a folder of ``workdir``; returns the folder."""
+    from .clips import write_clips
+
+    folder = workdir / f"clips-{motion}"
+    write_clips(motion, folder, count=clips, seed=seed, force=True)
+    return folder
+
+
+def learn_pack(motion: str, folder: Path, *, seed: int = 0, options: dict | None = None,
                name: str | None = None, steps: int | None = None, i2v: bool = False) -> tuple:
-    """Render clips of a person doing ``motion`` and learn a pack (named ``name``, default the motion) with
+    """Learn ``motion`` from the clips in ``folder`` as a pack (named ``name``, default the motion) with
     the real CLI; returns (pack, its files, seconds spent learning)."""
     from synmotion_cli.app import main
     from synmotion_cli.paths import home
     from synmotion_cli.store import PackStore
 
-    from .clips import write_clips
     from .world import MOTIONS
 
-    folder = workdir / f"clips-{motion}"
-    write_clips(motion, folder, count=clips, seed=seed, force=True)
     name = name or motion
     args = ["-q", "learn", name, str(folder), "--base", "toy", "--trigger", MOTIONS[motion].verb, "--seed", str(seed),
             "--force"]

@@ -78,6 +78,13 @@ def read_video(path) -> np.ndarray:
     return video
 
 
+def _batches(videos: list):
+    """The videos as the network reads them, BATCH at a time: (B, 3, 17, 64, 64) floats in [0, 1]."""
+    for i in range(0, len(videos), BATCH):
+        clips = np.stack([fit_video(v) for v in videos[i:i + BATCH]])
+        yield torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float().div_(255.0)
+
+
 class Judges:
     """The four judges (motion, subject, background, style) in one network."""
 
@@ -93,9 +100,7 @@ class Judges:
             return {h: np.zeros((0, len(self.labels[h]))) for h in HEADS}, np.zeros((0, width), dtype=np.float32)
         probs: dict[str, list] = {h: [] for h in HEADS}
         feats = []
-        for i in range(0, len(videos), BATCH):
-            clips = np.stack([fit_video(v) for v in videos[i:i + BATCH]])
-            x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float().div_(255.0)
+        for x in _batches(videos):
             p, features = judge_tensor(self.model, x)
             for h in HEADS:
                 probs[h].append(p[h].numpy())
@@ -104,7 +109,11 @@ class Judges:
 
     def judge_batch(self, videos) -> list[Judgement]:
         """One Judgement per video (uint8 arrays of shape (frames, height, width, 3))."""
-        probs, _ = self._run(videos)
+        return self.judge_with_features(videos)[0]
+
+    def judge_with_features(self, videos) -> tuple[list[Judgement], np.ndarray]:
+        """``judge_batch`` and ``features_batch`` from one pass of the network."""
+        probs, features = self._run(videos)
         out = []
         for i in range(len(probs["motion"])):
             fields = {}
@@ -113,7 +122,7 @@ class Judges:
                 fields[h] = self.labels[h][int(p.argmax())]
                 fields[f"{h}_p"] = {name: float(v) for name, v in zip(self.labels[h], p)}
             out.append(Judgement(**fields))
-        return out
+        return out, features
 
     def judge(self, video: np.ndarray) -> Judgement:
         return self.judge_batch([video])[0]
@@ -132,10 +141,7 @@ class Judges:
         (the vectors the subject, background and style judges pool), coarser blocks spread back over the
         frames they cover. Cosines between frames say how much a video's look changes over time."""
         out = []
-        videos = list(videos)
-        for i in range(0, len(videos), BATCH):
-            clips = np.stack([fit_video(v) for v in videos[i:i + BATCH]])
-            x = torch.from_numpy(clips).permute(0, 4, 1, 2, 3).float().div_(255.0)
+        for x in _batches(list(videos)):
             vectors = self.model.eval().frame_vectors(x)
             frames = torch.cat([F.interpolate(v, size=FRAMES, mode="nearest") for v in vectors], dim=1)
             out.append(F.normalize(frames.transpose(1, 2), dim=2).numpy())
