@@ -26,12 +26,22 @@ def tiny_dir(tmp_path_factory):
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-hunyuan"), seed=SEED)
 
 
-def load_pipe(directory):
-    from diffusers import HunyuanVideoPipeline
+def load_pipe(directory, i2v: bool = False):
+    from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoPipeline
 
-    pipe = HunyuanVideoPipeline.from_pretrained(directory)
+    pipe = (HunyuanVideoImageToVideoPipeline if i2v else HunyuanVideoPipeline).from_pretrained(directory)
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+def write_clap_clips(folder, count: int):
+    """``count`` small clips (a square sliding at its own speed in each) for learning "clap"."""
+    from media_fixtures import moving_square
+    from synmotion_cli import media
+
+    for i in range(count):
+        media.write_mp4(moving_square(16, 48, 64, step=1 + i), folder / f"clap{i}.mp4", fps=8)
+    return folder
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,7 @@ import torch
 from PIL import Image
 
 from cli_runner import run
-from conftest_tiny import tiny_dir  # noqa: F401  (session fixture)
-from media_fixtures import moving_square
+from conftest_tiny import load_pipe, tiny_dir, write_clap_clips  # noqa: F401  (session fixture)
 
 from synmotion_cli import media
 from synmotion_cli.backend import LearnRequest
@@ -29,10 +28,7 @@ def tiny_i2v_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clips")
-    for i in range(2):
-        media.write_mp4(moving_square(16, 48, 64, step=1 + i), folder / f"clap{i}.mp4", fps=8)
-    return folder
+    return write_clap_clips(tmp_path_factory.mktemp("clips"), 2)
 
 
 def _image(path, height, width, seed=0):
@@ -41,21 +37,13 @@ def _image(path, height, width, seed=0):
     return path
 
 
-def _pipe(directory):
-    from diffusers import HunyuanVideoImageToVideoPipeline
-
-    pipe = HunyuanVideoImageToVideoPipeline.from_pretrained(directory)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
-
-
 def test_fresh_module_gives_exactly_the_base_i2v_prompt_embeddings(tiny_i2v_dir):
     """[image tokens, text tokens] as the pipeline encodes them; the text reordered [motion, subject, …]."""
     from synmotion_cli.prompts import parse_roles
     from synmotion_hunyuan.embedding import DualEmbedding, reorder_index
     from synmotion_hunyuan.text_encoding import PromptEncoder
 
-    pipe = _pipe(tiny_i2v_dir)
+    pipe = load_pipe(tiny_i2v_dir, i2v=True)
     encoder = PromptEncoder.from_pipeline(pipe, tiny_i2v_dir)
     image = Image.open(_image(tiny_i2v_dir.parent / "i.png", 32, 32))
     encoded = encoder.encode(parse_roles("a panda claps", ["clap"]), image=image)
@@ -225,7 +213,7 @@ def test_image_tokens_reach_the_refiner(tiny_i2v_dir):
     from synmotion_hunyuan.embedding import DualEmbedding
     from synmotion_hunyuan.text_encoding import PromptEncoder
 
-    pipe = _pipe(tiny_i2v_dir)
+    pipe = load_pipe(tiny_i2v_dir, i2v=True)
     encoder = PromptEncoder.from_pipeline(pipe, tiny_i2v_dir)
     images = [Image.open(_image(tiny_i2v_dir.parent / f"r{seed}.png", 32, 32, seed=seed)) for seed in (1, 2)]
     encoded = [encoder.encode(parse_roles("a panda claps", ["clap"]), image=img) for img in images]

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from cli_runner import run
-from conftest_tiny import tiny_dir  # noqa: F401  (session fixture)
+from conftest_tiny import tiny_dir, write_clap_clips  # noqa: F401  (session fixture)
 from media_fixtures import moving_square
 
 from synmotion_cli import media
@@ -26,10 +26,7 @@ from synmotion_cli.reporting import RecordingReporter
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clips")
-    for i in range(3):
-        media.write_mp4(moving_square(16, 48, 64, step=1 + i), folder / f"clap{i}.mp4", fps=8)
-    return folder
+    return write_clap_clips(tmp_path_factory.mktemp("clips"), 3)
 
 
 def _learn_request(tmp_path, clips_dir, **kw):
