@@ -89,9 +89,9 @@ def quickstart(
 def train_base_cmd(
     folder: Path = typer.Argument(..., help="Where to write the trained base (a diffusers directory)."),
     seed: int = typer.Option(0, "--seed"),
-    clips: int = typer.Option(2880, "--clips", help="Rendered training clips."),
+    clips: int = typer.Option(4320, "--clips", help="Rendered training clips."),
     vae_minutes: float = typer.Option(15.0, "--vae-minutes"),
-    transformer_minutes: float = typer.Option(70.0, "--transformer-minutes"),
+    transformer_minutes: float = typer.Option(65.0, "--transformer-minutes"),
     threads: int = typer.Option(2, "--threads"),
 ) -> None:
     from .base.train import BaseTrainConfig, train_base

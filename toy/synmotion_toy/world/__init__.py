@@ -15,7 +15,7 @@ BASE_MOTIONS: dict[str, Motion] = {k: m for k, m in MOTIONS.items() if m.set == 
 CUSTOM_MOTIONS: dict[str, Motion] = {k: m for k, m in MOTIONS.items() if m.set == "custom"}
 
 from .prompts import prompt_for  # noqa: E402  (needs the tables above)
-from .render import render_clip  # noqa: E402
+from .render import render_clip, render_clip_and_mask  # noqa: E402
 
-__all__ = ["SUBJECTS", "MOTIONS", "BASE_MOTIONS", "CUSTOM_MOTIONS", "BACKGROUNDS", "STYLES", "render_clip",
+__all__ = ["SUBJECTS", "MOTIONS", "BASE_MOTIONS", "CUSTOM_MOTIONS", "BACKGROUNDS", "STYLES", "render_clip", "render_clip_and_mask",
            "prompt_for", "Motion", "Subject", "load_motions"]

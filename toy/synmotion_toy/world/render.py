@@ -206,15 +206,18 @@ def plan_clip(subject: str | Subject, motion: str | Motion, *, background: str |
                     grain=grain)
 
 
-def paint_clip(plan: ClipPlan) -> np.ndarray:
-    """The planned clip as uint8 (frames, height, width, 3)."""
+def paint_clip(plan: ClipPlan, with_subject: bool = True) -> np.ndarray:
+    """The planned clip as uint8 (frames, height, width, 3); ``with_subject=False`` paints the scene alone (the
+    same pixels wherever the subject and its shadow are not)."""
     figure, look = plan.figure, plan.style
     hips_x = figure.xy["hips"][0]
     out = np.empty((len(plan.times), plan.height, plan.width, 3), dtype=np.uint8)
     for f in range(len(plan.times)):
         canvas = plan.scene.frame(int(round(plan.scroll[f])))
         groups = figure.shapes(f)
-        if look.key == "cut-paper":
+        if not with_subject:
+            pass
+        elif look.key == "cut-paper":
             _paint_cut_paper(canvas, plan.painter, groups, plan.painter.unit)
         else:
             draw = ImageDraw.Draw(canvas)
@@ -235,6 +238,14 @@ def render_clip(subject: str | Subject, motion: str | Motion, *, background: str
     The same arguments always give the same pixels."""
     return paint_clip(plan_clip(subject, motion, background=background, style=style, frames=frames, fps=fps,
                                 height=height, width=width, seed=seed))
+
+
+def render_clip_and_mask(subject: str | Subject, motion: str | Motion, **kwargs) -> tuple[np.ndarray, np.ndarray]:
+    """``render_clip(subject, motion, **kwargs)`` and where the subject (with its shadow) is in it, as bool
+    (frames, height, width): the pixels that differ from the same scene painted without the subject."""
+    full = paint_clip(plan_clip(subject, motion, **kwargs))
+    scene = paint_clip(plan_clip(subject, motion, **kwargs), with_subject=False)
+    return full, (full != scene).any(axis=-1)
 
 
 def _paint_cut_paper(canvas: Image.Image, painter: Painter, groups, unit: float) -> None:
