@@ -26,6 +26,15 @@ def tiny_i2v_dir(tmp_path_factory):
     return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-hunyuan-i2v"), i2v=True)
 
 
+@pytest.fixture(scope="session")
+def tiny_i2v_token_dir(tmp_path_factory):
+    """Like the default HunyuanVideo-I2V: latent frame 0 is the image latent, guidance-distilled."""
+    from synmotion_hunyuan.tiny import save_tiny_pipeline
+
+    return save_tiny_pipeline(tmp_path_factory.mktemp("tiny-hunyuan-i2v-token"), i2v=True,
+                              condition="token_replace")
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     return write_clap_clips(tmp_path_factory.mktemp("clips"), 2)
@@ -84,12 +93,14 @@ def _trainer(tmp_path, base_dir, clips, settings):
     (0.0, ("res_sub", "z_sub")),                                             # SPV steps: the subject path only
     (1.0, ("res_mot", "z_mot", "res_sub", "z_sub", "refiner", "z_out")),     # user clips: every part
 ])
-def test_i2v_steps_train_exactly_their_parameters(tmp_path, tiny_i2v_dir, clips, alpha, moving):
+@pytest.mark.parametrize("condition", ["latent_concat", "token_replace"])
+def test_i2v_steps_train_exactly_their_parameters(request, tmp_path, clips, alpha, moving, condition):
     from synmotion_hunyuan.settings import LearnSettings, build
     from synmotion_hunyuan.tiny import TINY_DEFAULTS
 
+    base_dir = request.getfixturevalue("tiny_i2v_dir" if condition == "latent_concat" else "tiny_i2v_token_dir")
     settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"alpha": alpha, "steps": 3})
-    trainer, pipe = _trainer(tmp_path, tiny_i2v_dir, clips, settings)
+    trainer, pipe = _trainer(tmp_path, base_dir, clips, settings)
     assert all(e.prompt.image_embeds is not None for e in trainer.user + trainer.spv)
     assert len({e.prompt.image_embeds.sum().item() for e in trainer.user}) == 2   # each clip its own frame
     base_weights = {k: v.clone() for k, v in pipe.transformer.state_dict().items()}
@@ -231,3 +242,29 @@ def test_image_tokens_reach_the_refiner(tiny_i2v_dir):
     # and without the image tokens the refined text differs again: they are not optional context
     without = module(text.embeds, text.mask, text.spans)[0]
     assert (without - outs[0][:, n:]).abs().max() > 1e-3
+
+
+def test_token_replace_base_learns_and_generates_through_the_cli(capsys, tmp_path, tiny_dir, tiny_i2v_token_dir,
+                                                                clips):
+    """The default HunyuanVideo-I2V's kind of image conditioning, end to end; the image latent stays frame 0."""
+    from synmotion_hunyuan import image_condition
+
+    r = run(capsys, "learn", "clap", clips, "--i2v", "--base", tiny_dir, "--i2v-base", tiny_i2v_token_dir,
+            "--steps", "2", "--json")
+    assert r.code == 0, r.err
+    image = _image(tmp_path / "fox.png", 40, 40)
+    out = tmp_path / "fox.mp4"
+    r = run(capsys, "gen", "--image", image, "a fox claps", "--seed", "1", "--size", "32x32", "--frames", "9",
+            "-o", out, "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["metadata"]["base"] == str(tiny_i2v_token_dir.resolve())
+    info = media.probe(out)
+    assert (info.frames, info.height, info.width) == (9, 32, 32)
+
+    # what the trainer feeds the transformer: frame 0 clean (the image), the loss on the other frames only
+    pipe = load_pipe(tiny_i2v_token_dir, i2v=True)
+    x0, x_t = torch.randn(1, 4, 3, 4, 4), torch.randn(1, 4, 3, 4, 4)
+    model_in, scored = image_condition.model_input(pipe.transformer, x_t, x0)
+    assert torch.equal(model_in[:, :, :1], x0[:, :, :1]) and torch.equal(model_in[:, :, 1:], x_t[:, :, 1:])
+    assert scored == slice(1, None)
+    assert image_condition.pipeline_frames(pipe, 9) == 9

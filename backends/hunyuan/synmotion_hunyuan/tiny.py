@@ -94,7 +94,7 @@ def crop_start_for(tokenizer, template: str) -> int:
     return len(tokenizer(template.split("{}")[0]).input_ids)
 
 
-def build_tiny_components(i2v: bool = False, seed: int = 0, **overrides) -> dict:
+def build_tiny_components(i2v: bool = False, seed: int = 0, condition: str = "latent_concat", **overrides) -> dict:
     """The keyword arguments of ``HunyuanVideoPipeline`` (or, with ``i2v``, of
     ``HunyuanVideoImageToVideoPipeline``), random but deterministic for ``seed``.
 
@@ -121,8 +121,12 @@ def build_tiny_components(i2v: bool = False, seed: int = 0, **overrides) -> dict
             num_attention_heads=2, attention_head_dim=10, num_layers=1,
             num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1,
             text_embed_dim=TEXT_DIM, pooled_projection_dim=POOLED_DIM, rope_axes_dim=(2, 4, 4),
-            # I2V: [noisy latents, image latents, mask] in, like HunyuanVideo-I2V; not guidance-distilled.
+            # I2V ``latent_concat``: [noisy latents, image latents, mask] in, not guidance-distilled (like
+            # HunyuanVideo-I2V-33ch); ``token_replace``: latent frame 0 is the image, guidance-distilled (like
+            # HunyuanVideo-I2V, the default I2V base).
             **(dict(in_channels=2 * 4 + 1, out_channels=4, guidance_embeds=False, image_condition_type="latent_concat")
+               if i2v and condition == "latent_concat" else
+               dict(in_channels=4, out_channels=4, guidance_embeds=True, image_condition_type="token_replace")
                if i2v else dict(in_channels=4, out_channels=4, guidance_embeds=True)),
         )
         torch.manual_seed(seed + 1)
@@ -200,12 +204,14 @@ def template_info(tokenizer, template: str, image_tokens: int | None = None) -> 
     return info
 
 
-def save_tiny_pipeline(directory: str | Path, i2v: bool = False, seed: int = 0) -> Path:
-    """Write a tiny pipeline as a diffusers directory plus its ``synmotion.json`` prompt template."""
+def save_tiny_pipeline(directory: str | Path, i2v: bool = False, seed: int = 0,
+                       condition: str = "latent_concat") -> Path:
+    """Write a tiny pipeline as a diffusers directory plus its ``synmotion.json`` prompt template
+    (``condition``: how an I2V transformer takes the image, ``latent_concat`` or ``token_replace``)."""
     from diffusers import HunyuanVideoImageToVideoPipeline, HunyuanVideoPipeline
 
     directory = Path(directory)
-    components = build_tiny_components(i2v=i2v, seed=seed)
+    components = build_tiny_components(i2v=i2v, seed=seed, condition=condition)
     (HunyuanVideoImageToVideoPipeline if i2v else HunyuanVideoPipeline)(**components).save_pretrained(directory)
     image_tokens = (VISION_IMAGE_SIZE // VISION_PATCH) ** 2 if i2v else None
     info = {**template_info(components["tokenizer"], tiny_template(i2v), image_tokens),
