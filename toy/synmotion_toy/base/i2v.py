@@ -99,9 +99,11 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     import numpy as np
     import torch
     import torch.nn.functional as F
+    from synmotion_hunyuan.runtime import quiet_libraries
+
+    quiet_libraries()  # before diffusers' I2V module: importing it already prints a notice
     from diffusers import HunyuanVideoImageToVideoPipeline
     from synmotion_hunyuan.image_condition import model_input
-    from synmotion_hunyuan.runtime import quiet_libraries
     from synmotion_hunyuan.text_encoding import PromptEncoder, load_prompt_template
 
     from . import WEIGHTS
@@ -109,7 +111,6 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     from .dataset import items, render
     from .train import _timed_loop, encode_latents, noisy, set_lr, update
 
-    quiet_libraries()
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     t2v_dir = Path(cfg.t2v or WEIGHTS)
