@@ -56,14 +56,31 @@ def test_train_i2v_base_command_writes_a_loadable_base(capsys, tmp_path):
     assert all(torch.equal(v, pipe.vae.state_dict()[k]) for k, v in toy.vae.state_dict().items())
 
 
-def test_unbuilt_toy_i2v_base_says_how_to_build_it(capsys, tmp_path):
-    from synmotion_toy.base.i2v import WEIGHTS_I2V
+def test_missing_toy_i2v_weights_say_how_to_build_them(capsys, tmp_path, monkeypatch):
+    from synmotion_toy.base import i2v
 
-    if (WEIGHTS_I2V / "model_index.json").is_file():
-        pytest.skip("the toy image-to-video base is built")
+    monkeypatch.setattr(i2v, "WEIGHTS_I2V", tmp_path / "weights-i2v")
     image = tmp_path / "c.png"
     from PIL import Image
 
     Image.new("RGB", (20, 30), (200, 10, 10)).save(image)
     r = run(capsys, "gen", "--image", image, "a cat claps", "--base", "toy", "--no-pack", "-o", tmp_path / "o.mp4")
     assert r.code == 3 and "not built yet" in r.err and "synmotion toy train-i2v-base" in r.err
+
+
+def test_shipped_toy_i2v_base_generates_from_an_image_out_of_the_box(capsys, tmp_path):
+    """`gen --image` on a CPU with nothing configured: the shipped toy-i2v, its frame count and size."""
+    from PIL import Image
+
+    from synmotion_cli import media
+    from synmotion_toy.world import render_clip
+
+    image = tmp_path / "panda.png"
+    Image.fromarray(render_clip("panda", "stand-still", seed=3)[0]).resize((96, 80)).save(image)
+    out = tmp_path / "o.mp4"
+    r = run(capsys, "gen", "--image", image, "a panda stands still", "--base", "toy", "--no-pack", "--steps", "4",
+            "-o", out, "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["metadata"]["base"] == "toy-i2v"
+    info = media.probe(out)
+    assert (info.frames, info.height, info.width) == (17, 64, 64)
