@@ -7,6 +7,8 @@ embedding of the first pack whose motion appears in the prompt is used; other pa
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -64,7 +66,10 @@ def apply_loras(pipe, packs, variant="t2v") -> list[str]:
         if v.get("lora"):
             name = f"pack{i}"
             target = pipe if hasattr(pipe, "load_lora_weights") else pipe.transformer
-            load_lora(target, pack.files[v["lora"]], weight=pack.weight, adapter_name=name)
+            with warnings.catch_warnings():
+                # Stacking packs is several adapters on one model by design; peft warns about exactly that.
+                warnings.filterwarnings("ignore", message=".*multiple adapters.*")
+                load_lora(target, pack.files[v["lora"]], weight=pack.weight, adapter_name=name)
             names.append(name)
             weights.append(pack.weight)
     if names:  # the image-to-video pipeline has no LoRA mixin: its transformer takes the adapters itself
