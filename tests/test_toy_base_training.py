@@ -70,6 +70,8 @@ def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
     info = json.loads((out / "synmotion.json").read_text())
     training = info["training"]
     assert training["clips"] == 8 and training["vae_steps"] >= 1 and training["transformer_steps"] >= 1
+    # the VAE's reconstructions of held-out renders, measured before the transformer trains on its latents
+    assert 0 < training["vae_error_elsewhere"] and 0 < training["vae_error_subject"] <= 255
     assert info["max_sequence_length"] == 32
     pipe = load_pipeline(bases.resolve(str(out)), pick_runtime(), training=False)
     assert pipe.vae.config.scaling_factor > 0 and pipe.transformer.config.in_channels == 16

@@ -157,6 +157,26 @@ def train_vae(vae, clips: np.ndarray, cfg: BaseTrainConfig, report, masks: np.nd
 
 
 @torch.no_grad()
+def vae_errors(vae, seed: int, count: int = 12) -> dict:
+    """Mean absolute reconstruction error, in grey levels, of ``count`` held-out renders (seeds the training
+    set does not use), on the subject's pixels and on the rest: the subject is what the VAE gets wrong first,
+    and what the transformer cannot draw better than the VAE decodes it."""
+    from ..world import BASE_MOTIONS, SUBJECTS
+    from .dataset import Item
+
+    subjects, motions = list(SUBJECTS), list(BASE_MOTIONS)
+    # training clips take seeds below 2**31 (dataset.items), so these are never among them
+    held_out = [Item(subjects[k % len(subjects)], motions[k % len(motions)], None, None, seed=2**31 + seed * count + k)
+                for k in range(count)]
+    clips, masks = render_with_masks(held_out)
+    x = torch.from_numpy(clips).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
+    recon = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+    err = ((recon - x).abs() * 127.5).mean(dim=1).numpy()   # (clips, frames, h, w)
+    return {"vae_error_subject": round(float(err[masks].mean()), 2),
+            "vae_error_elsewhere": round(float(err[~masks].mean()), 2)}
+
+
+@torch.no_grad()
 def encode_latents(vae, clips: np.ndarray, batch: int = 8) -> torch.Tensor:
     out = []
     for i in range(0, len(clips), batch):
@@ -214,6 +234,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     t = time.perf_counter()
     vae = parts["vae"]
     vae_info = train_vae(vae, clips, cfg, report, masks=masks)
+    vae_info.update(vae_errors(vae, cfg.seed))
     del masks
     latents = encode_latents(vae, clips)
     scale = float(1.0 / latents.std())
