@@ -11,6 +11,8 @@ from typing import Optional
 import typer
 from synmotion_cli.commands._common import JSON, out
 
+from .base.config import BaseTrainConfig, I2VTrainConfig
+
 QUICKSTART_HELP = """Render clips of a person doing a motion the toy base has never seen, learn it as a pack, and
 generate it on another subject; prints where the video and its contact sheet are.
 
@@ -89,12 +91,12 @@ def quickstart(
 def train_base_cmd(
     folder: Path = typer.Argument(..., help="Where to write the trained base (a diffusers directory)."),
     seed: int = typer.Option(0, "--seed"),
-    clips: int = typer.Option(4320, "--clips", help="Rendered training clips."),
-    vae_minutes: float = typer.Option(15.0, "--vae-minutes"),
-    transformer_minutes: float = typer.Option(65.0, "--transformer-minutes"),
-    threads: int = typer.Option(2, "--threads"),
+    clips: int = typer.Option(BaseTrainConfig.clips, "--clips", help="Rendered training clips."),
+    vae_minutes: float = typer.Option(BaseTrainConfig.vae_minutes, "--vae-minutes"),
+    transformer_minutes: float = typer.Option(BaseTrainConfig.transformer_minutes, "--transformer-minutes"),
+    threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
 ) -> None:
-    from .base.train import BaseTrainConfig, train_base
+    from .base.train import train_base
 
     o = out(False)
     cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_minutes=vae_minutes,
@@ -117,14 +119,14 @@ reproducible command. Installed as the base `toy-i2v` when written to its packag
 
 def train_i2v_base_cmd(
     folder: Path = typer.Argument(..., help="Where to write the image-to-video base (a diffusers directory)."),
-    minutes: float = typer.Option(30.0, "--minutes", help="Fine-tuning time budget."),
+    minutes: float = typer.Option(I2VTrainConfig.minutes, "--minutes", help="Fine-tuning time budget."),
     t2v: Optional[Path] = typer.Option(None, "--from", help="The toy text-to-video base (default: the installed one)."),
-    clips: int = typer.Option(1440, "--clips", help="Rendered training clips."),
-    batch: int = typer.Option(16, "--batch"),
+    clips: int = typer.Option(I2VTrainConfig.clips, "--clips", help="Rendered training clips."),
+    batch: int = typer.Option(I2VTrainConfig.batch, "--batch"),
     seed: int = typer.Option(0, "--seed"),
-    threads: int = typer.Option(2, "--threads"),
+    threads: int = typer.Option(I2VTrainConfig.threads, "--threads"),
 ) -> None:
-    from .base.i2v import I2VTrainConfig, train_i2v_base
+    from .base.i2v import train_i2v_base
 
     o = out(False)
     cfg = I2VTrainConfig(out=folder, t2v=t2v, seed=seed, clips=clips, minutes=minutes, batch=batch, threads=threads)

@@ -19,8 +19,10 @@ from __future__ import annotations
 import copy
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+
+from .config import I2VTrainConfig
 
 WEIGHTS_I2V = Path(__file__).with_name("weights-i2v")
 TEMPLATE_I2V = ("<|start_header_id|>system<|end_header_id|>\n\n<image>\nDescribe the video.<|eot_id|>"
@@ -39,21 +41,6 @@ def weights_dir() -> Path:
                             hint="build it from the toy base (about 30 minutes on a CPU): "
                                  + BUILD_HINT.format(folder=WEIGHTS_I2V))
     return WEIGHTS_I2V
-
-
-@dataclass
-class I2VTrainConfig:
-    out: Path
-    t2v: Path | None = None      # the toy text-to-video base directory (default: the shipped one)
-    seed: int = 0
-    clips: int = 1440
-    minutes: float = 30.0
-    batch: int = 16
-    lr: float = 2e-4             # fine-tuning: lower than the from-scratch 5e-4
-    warmup: int = 100
-    cfg_dropout: float = 0.1
-    ema: float = 0.999
-    threads: int = 2
 
 
 def widen(transformer):

@@ -17,7 +17,7 @@ import json
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -25,29 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from . import architecture as arch
+from .config import BaseTrainConfig
 from .dataset import items, render_with_masks
-
-
-@dataclass
-class BaseTrainConfig:
-    out: Path
-    seed: int = 0
-    clips: int = 4320                 # a little more than one of each subject x motion x look combination
-    vae_minutes: float = 15.0
-    vae_batch: int = 8
-    vae_frames: int = 5               # the VAE trains on 5-frame windows (the first latent frame + one more)
-    vae_crop: int = 32                # ... and 32x32 crops: it is convolutional, and crops cost a quarter
-    vae_lr: float = 1e-3
-    vae_subject_weight: float = 4.0   # extra loss weight on the subject's pixels (see train_vae)
-    kl_weight: float = 1e-6
-    transformer_minutes: float = 65.0
-    batch: int = 16
-    lr: float = 5e-4
-    warmup: int = 200
-    cfg_dropout: float = 0.1
-    ema: float = 0.999
-    threads: int = 2
-    log: list = field(default_factory=list)
 
 
 def _timed_loop(minutes: float, step_fn, report, name: str, max_steps: int | None = None) -> int:

@@ -1,0 +1,43 @@
+"""The toy bases' training settings, free of torch so the CLI takes its option defaults from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class BaseTrainConfig:
+    out: Path
+    seed: int = 0
+    clips: int = 4320                 # a little more than one of each subject x motion x look combination
+    vae_minutes: float = 15.0
+    vae_batch: int = 8
+    vae_frames: int = 5               # the VAE trains on 5-frame windows (the first latent frame + one more)
+    vae_crop: int = 32                # ... and 32x32 crops: it is convolutional, and crops cost a quarter
+    vae_lr: float = 1e-3
+    vae_subject_weight: float = 4.0   # extra loss weight on the subject's pixels (see train_vae)
+    kl_weight: float = 1e-6
+    transformer_minutes: float = 65.0
+    batch: int = 16
+    lr: float = 5e-4
+    warmup: int = 200
+    cfg_dropout: float = 0.1
+    ema: float = 0.999
+    threads: int = 2
+    log: list = field(default_factory=list)
+
+
+@dataclass
+class I2VTrainConfig:
+    out: Path
+    t2v: Path | None = None      # the toy text-to-video base directory (default: the shipped one)
+    seed: int = 0
+    clips: int = 1440
+    minutes: float = 30.0
+    batch: int = 16
+    lr: float = 2e-4             # fine-tuning: lower than the from-scratch 5e-4
+    warmup: int = 100
+    cfg_dropout: float = 0.1
+    ema: float = 0.999
+    threads: int = 2
