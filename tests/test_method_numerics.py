@@ -358,3 +358,19 @@ def test_embedding_save_load_round_trip_is_exact(encoder, tmp_path):
     (tmp_path / "broken.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(IntegrityError):
         DualEmbedding.load(tmp_path / "broken.safetensors")
+
+
+def test_prompt_encoder_reads_at_the_templates_length_unless_told():
+    """A base's template says how many prompt tokens it takes; an encoder built without a length uses it
+    (a longer default only adds masked padding that every dual-stream block still pays for)."""
+    from dataclasses import replace
+
+    from synmotion_hunyuan.text_encoding import PromptTemplate
+    from synmotion_hunyuan.tiny import crop_start_for, tiny_template
+
+    parts = build_tiny_components()
+    template = PromptTemplate(tiny_template(False), crop_start_for(parts["tokenizer"], tiny_template(False)), 24)
+    args = (parts["tokenizer"], parts["text_encoder"], parts["tokenizer_2"], parts["text_encoder_2"])
+    assert PromptEncoder(*args, template).encode("a panda claps").mask.shape[1] == 24
+    assert PromptEncoder(*args, template, 40).encode("a panda claps").mask.shape[1] == 40
+    assert PromptEncoder(*args, replace(template, max_sequence_length=256)).encode("a panda claps").mask.shape[1] == 256

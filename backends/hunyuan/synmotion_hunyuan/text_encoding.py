@@ -101,7 +101,7 @@ class PromptEncoder:
     """Frozen LLM + CLIP text encoders of a HunyuanVideo pipeline, used only under ``no_grad``."""
 
     def __init__(self, tokenizer, text_encoder, tokenizer_2, text_encoder_2, template: PromptTemplate,
-                 max_sequence_length: int = MAX_SEQUENCE_LENGTH, image_pipeline=None):
+                 max_sequence_length: int | None = None, image_pipeline=None):
         # The transformer's joint attention mask assumes valid text tokens first; transformers v5 pads Llama left.
         tokenizer.padding_side = "right"
         for encoder in (text_encoder, text_encoder_2):
@@ -110,7 +110,9 @@ class PromptEncoder:
         self.tokenizer, self.text_encoder = tokenizer, text_encoder
         self.tokenizer_2, self.text_encoder_2 = tokenizer_2, text_encoder_2
         self.template = template
-        self.max_sequence_length = max_sequence_length
+        # The base's own length (its template's) unless told otherwise: a longer one only adds masked padding,
+        # which still costs every dual-stream block.
+        self.max_sequence_length = max_sequence_length or template.max_sequence_length
         # I2V: the image-to-video pipeline, whose own encode_prompt runs the MLLM on image and text.
         self.image_pipeline = image_pipeline
 
@@ -122,7 +124,7 @@ class PromptEncoder:
             base = base if base is not None else getattr(pipe.config, "_name_or_path", None)
             template = load_prompt_template(base, i2v=i2v)
         return cls(pipe.tokenizer, pipe.text_encoder, pipe.tokenizer_2, pipe.text_encoder_2, template,
-                   max_sequence_length or template.max_sequence_length, image_pipeline=pipe if i2v else None)
+                   max_sequence_length, image_pipeline=pipe if i2v else None)
 
     @property
     def pipeline_template(self) -> dict:

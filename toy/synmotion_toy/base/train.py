@@ -223,10 +223,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     report(f"vae: {vae_info}, scaling factor {scale:.4f}")
 
     template = PromptTemplate(arch.TEMPLATE, crop_start_for(parts["tokenizer"], arch.TEMPLATE), arch.MAX_SEQUENCE_LENGTH)
-    # The same prompt length as `learn` and `gen` use (the template's), not the encoder's 256-token default:
-    # padding tokens are masked out but still cost attention and MLP time in every dual-stream block.
     encoder = PromptEncoder(parts["tokenizer"], parts["text_encoder"], parts["tokenizer_2"], parts["text_encoder_2"],
-                            template, template.max_sequence_length)
+                            template)
     prompts = sorted({i.prompt for i in data}) + [""]
     encoded = [encoder.encode(p) for p in prompts]
     embeds = torch.cat([e.embeds for e in encoded])
