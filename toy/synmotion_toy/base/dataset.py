@@ -45,17 +45,20 @@ def items(count: int, seed: int, motions=None) -> list[Item]:
     return out
 
 
+def _clip_args(item: Item) -> dict:
+    return dict(background=item.background, style=item.style, frames=FRAMES, fps=FPS, height=HEIGHT, width=WIDTH,
+                seed=item.seed)
+
+
 def render(batch: list[Item]) -> np.ndarray:
     from ..world import render_clip
 
-    return np.stack([render_clip(i.subject, i.motion, background=i.background, style=i.style, frames=FRAMES,
-                                 fps=FPS, height=HEIGHT, width=WIDTH, seed=i.seed) for i in batch])
+    return np.stack([render_clip(i.subject, i.motion, **_clip_args(i)) for i in batch])
 
 
 def render_with_masks(batch: list[Item]) -> tuple[np.ndarray, np.ndarray]:
     """The clips of ``render(batch)`` and where the subject is in each (bool, frames x height x width)."""
     from ..world import render_clip_and_mask
 
-    pairs = [render_clip_and_mask(i.subject, i.motion, background=i.background, style=i.style, frames=FRAMES,
-                                  fps=FPS, height=HEIGHT, width=WIDTH, seed=i.seed) for i in batch]
+    pairs = [render_clip_and_mask(i.subject, i.motion, **_clip_args(i)) for i in batch]
     return np.stack([c for c, _ in pairs]), np.stack([m for _, m in pairs])

@@ -82,15 +82,15 @@ def _subject_crop(mask: np.ndarray, size: int, gen: torch.Generator) -> tuple[in
     ys, xs = np.nonzero(mask.any(axis=0))
     h, w = mask.shape[1:]
     if len(ys) == 0:
-        return tuple(int(v) for v in torch.randint(min(h, w) - size + 1, (2,), generator=gen))
+        return (int(torch.randint(h - size + 1, (1,), generator=gen)), int(torch.randint(w - size + 1, (1,), generator=gen)))
     k = int(torch.randint(len(ys), (1,), generator=gen))
     return (min(max(int(ys[k]) - size // 2, 0), h - size), min(max(int(xs[k]) - size // 2, 0), w - size))
 
 
-def train_vae(vae, clips: np.ndarray, cfg: BaseTrainConfig, report, masks: np.ndarray | None = None) -> dict:
+def train_vae(vae, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig, report) -> dict:
     """Reconstruction (L1 + L2) on short windows and crops, plus a small KL term.
 
-    With ``masks`` (where the subject is), crops are centred on the subject and its pixels weigh
+    ``masks`` say where the subject is: crops are centred on it and its pixels weigh
     ``1 + vae_subject_weight`` in the loss: the subject covers a fifth of a frame but carries everything the
     judges (and users) look at, and an evenly weighted VAE spends its capacity on backgrounds, smearing limbs
     and shifting the subject's colours (docs/toy-base.md)."""
@@ -107,13 +107,9 @@ def train_vae(vae, clips: np.ndarray, cfg: BaseTrainConfig, report, masks: np.nd
         frames, size = slice(t0, t0 + cfg.vae_frames), cfg.vae_crop
         xs, ws = [], []
         for j in idx:
-            if masks is None:
-                y0, x0 = (int(v) for v in torch.randint(clips.shape[2] - size + 1, (2,), generator=gen))
-                ws.append(np.ones((cfg.vae_frames, size, size), np.float32))
-            else:
-                y0, x0 = _subject_crop(masks[j, frames], size, gen)
-                ws.append(1.0 + cfg.vae_subject_weight * masks[j, frames, y0:y0 + size, x0:x0 + size])
+            y0, x0 = _subject_crop(masks[j, frames], size, gen)
             xs.append(clips[j, frames, y0:y0 + size, x0:x0 + size])
+            ws.append(1.0 + cfg.vae_subject_weight * masks[j, frames, y0:y0 + size, x0:x0 + size])
         x = torch.from_numpy(np.stack(xs)).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
         weight = torch.from_numpy(np.stack(ws)).float()[:, None]
         weight = weight / weight.mean()
@@ -212,7 +208,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 
     t = time.perf_counter()
     vae = parts["vae"]
-    vae_info = train_vae(vae, clips, cfg, report, masks=masks)
+    vae_info = train_vae(vae, clips, masks, cfg, report)
     vae_info.update(vae_errors(vae, cfg.seed))
     del masks
     latents = encode_latents(vae, clips)

@@ -215,11 +215,9 @@ def paint_clip(plan: ClipPlan, with_subject: bool = True) -> np.ndarray:
     for f in range(len(plan.times)):
         canvas = plan.scene.frame(int(round(plan.scroll[f])))
         groups = figure.shapes(f)
-        if not with_subject:
-            pass
-        elif look.key == "cut-paper":
+        if with_subject and look.key == "cut-paper":
             _paint_cut_paper(canvas, plan.painter, groups, plan.painter.unit)
-        else:
+        elif with_subject:
             draw = ImageDraw.Draw(canvas)
             rx = 0.2 * plan.scale / (1 + 3 * max(0.0, plan.lift[f]))
             draw.ellipse([hips_x[f] - rx, plan.ground - 0.25 * rx, hips_x[f] + rx, plan.ground + 0.25 * rx],
@@ -243,8 +241,11 @@ def render_clip(subject: str | Subject, motion: str | Motion, *, background: str
 def render_clip_and_mask(subject: str | Subject, motion: str | Motion, **kwargs) -> tuple[np.ndarray, np.ndarray]:
     """``render_clip(subject, motion, **kwargs)`` and where the subject (with its shadow) is in it, as bool
     (frames, height, width): the pixels that differ from the same scene painted without the subject."""
-    full = paint_clip(plan_clip(subject, motion, **kwargs))
-    scene = paint_clip(plan_clip(subject, motion, **kwargs), with_subject=False)
+    plan = plan_clip(subject, motion, **kwargs)
+    # the scene first: painting it draws nothing from the plan's painter, so the full clip that follows is
+    # exactly render_clip's
+    scene = paint_clip(plan, with_subject=False)
+    full = paint_clip(plan)
     return full, (full != scene).any(axis=-1)
 
 
