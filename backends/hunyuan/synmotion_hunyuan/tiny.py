@@ -94,6 +94,17 @@ def crop_start_for(tokenizer, template: str) -> int:
     return len(tokenizer(template.split("{}")[0]).input_ids)
 
 
+# The transformer's inputs by how it takes an image (None: text-to-video, guidance-distilled like HunyuanVideo).
+# ``latent_concat``: [noisy latents, image latents, mask] in, not guidance-distilled (like HunyuanVideo-I2V-33ch);
+# ``token_replace``: latent frame 0 is the image, guidance-distilled (like HunyuanVideo-I2V, the default I2V base).
+TRANSFORMER_IO = {
+    None: dict(in_channels=4, out_channels=4, guidance_embeds=True),
+    "latent_concat": dict(in_channels=2 * 4 + 1, out_channels=4, guidance_embeds=False,
+                          image_condition_type="latent_concat"),
+    "token_replace": dict(in_channels=4, out_channels=4, guidance_embeds=True, image_condition_type="token_replace"),
+}
+
+
 def build_tiny_components(i2v: bool = False, seed: int = 0, condition: str = "latent_concat", **overrides) -> dict:
     """The keyword arguments of ``HunyuanVideoPipeline`` (or, with ``i2v``, of
     ``HunyuanVideoImageToVideoPipeline``), random but deterministic for ``seed``.
@@ -121,13 +132,7 @@ def build_tiny_components(i2v: bool = False, seed: int = 0, condition: str = "la
             num_attention_heads=2, attention_head_dim=10, num_layers=1,
             num_single_layers=1, num_refiner_layers=1, patch_size=1, patch_size_t=1,
             text_embed_dim=TEXT_DIM, pooled_projection_dim=POOLED_DIM, rope_axes_dim=(2, 4, 4),
-            # I2V ``latent_concat``: [noisy latents, image latents, mask] in, not guidance-distilled (like
-            # HunyuanVideo-I2V-33ch); ``token_replace``: latent frame 0 is the image, guidance-distilled (like
-            # HunyuanVideo-I2V, the default I2V base).
-            **(dict(in_channels=2 * 4 + 1, out_channels=4, guidance_embeds=False, image_condition_type="latent_concat")
-               if i2v and condition == "latent_concat" else
-               dict(in_channels=4, out_channels=4, guidance_embeds=True, image_condition_type="token_replace")
-               if i2v else dict(in_channels=4, out_channels=4, guidance_embeds=True)),
+            **TRANSFORMER_IO[condition if i2v else None],
         )
         torch.manual_seed(seed + 1)
         vae = AutoencoderKLHunyuanVideo(
