@@ -75,3 +75,30 @@ def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
     assert info["max_sequence_length"] == 32
     pipe = load_pipeline(bases.resolve(str(out)), pick_runtime(), training=False)
     assert pipe.vae.config.scaling_factor > 0 and pipe.transformer.config.in_channels == 16
+
+
+def test_latent_normalisation_folded_into_the_vae_keeps_decoding_and_normalises_encoding():
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    from synmotion_toy.base import architecture as arch
+    from synmotion_toy.base.train import encode_latents, normalize_latent_channels
+
+    torch.manual_seed(0)
+    vae = AutoencoderKLHunyuanVideo(**{**arch.VAE_CONFIG, "block_out_channels": (8, 8, 8)}).eval()
+    with torch.no_grad():   # uneven channels, as a trained VAE leaves them
+        vae.quant_conv.weight[:16] *= torch.linspace(0.2, 3.0, 16).view(-1, 1, 1, 1, 1)
+        vae.quant_conv.bias[:16] += torch.linspace(-1.0, 1.0, 16)
+    clips = np.stack([render_clip(s, "walk", seed=k)[:5, :32, :32] for k, s in enumerate(["fox", "panda", "frog"])])
+    latents = encode_latents(vae, clips)
+    x = torch.from_numpy(clips).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
+    with torch.no_grad():
+        before = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        normalised = normalize_latent_channels(vae, latents)
+        after_latents = vae.encode(x).latent_dist.mode()
+        after = vae.decode(after_latents).sample
+    assert vae.config.scaling_factor == 1.0
+    torch.testing.assert_close(after_latents, normalised, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(normalised.mean(dim=(0, 2, 3, 4)), torch.zeros(16), atol=1e-4, rtol=0)
+    torch.testing.assert_close(normalised.std(dim=(0, 2, 3, 4)), torch.ones(16), atol=1e-4, rtol=0)
+    torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)     # the decoder undoes it exactly

@@ -95,12 +95,13 @@ def train_base_cmd(
     vae_minutes: float = typer.Option(BaseTrainConfig.vae_minutes, "--vae-minutes"),
     transformer_minutes: float = typer.Option(BaseTrainConfig.transformer_minutes, "--transformer-minutes"),
     threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
+    bf16: bool = typer.Option(True, "--bf16/--fp32", help="bf16 mixed precision where the CPU has bf16 instructions."),
 ) -> None:
     from .base.train import train_base
 
     o = out(False)
     cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_minutes=vae_minutes,
-                          transformer_minutes=transformer_minutes, threads=threads)
+                          transformer_minutes=transformer_minutes, threads=threads, mixed_precision=bf16)
     path = train_base(cfg, report=o.info)
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 
@@ -125,11 +126,13 @@ def train_i2v_base_cmd(
     batch: int = typer.Option(I2VTrainConfig.batch, "--batch"),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(I2VTrainConfig.threads, "--threads"),
+    bf16: bool = typer.Option(True, "--bf16/--fp32", help="bf16 mixed precision where the CPU has bf16 instructions."),
 ) -> None:
     from .base.i2v import train_i2v_base
 
     o = out(False)
-    cfg = I2VTrainConfig(out=folder, t2v=t2v, seed=seed, clips=clips, minutes=minutes, batch=batch, threads=threads)
+    cfg = I2VTrainConfig(out=folder, t2v=t2v, seed=seed, clips=clips, minutes=minutes, batch=batch, threads=threads,
+                         mixed_precision=bf16)
     path = train_i2v_base(cfg, report=o.info)
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 

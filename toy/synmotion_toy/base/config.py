@@ -25,6 +25,7 @@ class BaseTrainConfig:
     cfg_dropout: float = 0.1
     ema: float = 0.999
     threads: int = 2
+    mixed_precision: bool = True      # bf16 autocast where the CPU supports it (train.mixed_precision)
     log: list = field(default_factory=list)
 
 
@@ -41,3 +42,4 @@ class I2VTrainConfig:
     cfg_dropout: float = 0.1
     ema: float = 0.999
     threads: int = 2
+    mixed_precision: bool = True

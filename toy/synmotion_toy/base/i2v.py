@@ -96,7 +96,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     from . import WEIGHTS
     from . import architecture as arch
     from .dataset import items, render
-    from .train import _timed_loop, encode_latents, noisy, set_lr, update
+    from .train import _timed_loop, encode_latents, mixed_precision, noisy, set_lr, update
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -148,9 +148,10 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
         x0 = latents[idx]
         xt, sigma, target = noisy(x0, gen)
         hidden, scored = model_input(transformer, xt, x0)
-        pred = transformer(hidden_states=hidden, timestep=sigma * 1000, encoder_hidden_states=emb,
-                           encoder_attention_mask=mask, pooled_projections=pool, return_dict=False)[0]
-        loss = F.mse_loss(pred[:, :, scored], target[:, :, scored])
+        with mixed_precision(cfg.mixed_precision):
+            pred = transformer(hidden_states=hidden, timestep=sigma * 1000, encoder_hidden_states=emb,
+                               encoder_attention_mask=mask, pooled_projections=pool, return_dict=False)[0]
+        loss = F.mse_loss(pred[:, :, scored].float(), target[:, :, scored])
         update(opt, params, loss, ema, transformer, i, cfg.ema)
         losses.append(loss.item())
 
