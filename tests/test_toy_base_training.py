@@ -74,7 +74,11 @@ def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
     assert 0 < training["vae_error_elsewhere"] and 0 < training["vae_error_subject"] <= 255
     assert info["max_sequence_length"] == 32
     pipe = load_pipeline(bases.resolve(str(out)), pick_runtime(), training=False)
-    assert pipe.vae.config.scaling_factor > 0 and pipe.transformer.config.in_channels == 16
+    # latents normalised per channel inside the VAE, so no global scale is left to apply
+    assert pipe.vae.config.scaling_factor == 1.0 and pipe.transformer.config.in_channels == 16
+    from synmotion_toy.base.train import bf16_supported
+
+    assert training["bf16"] is bf16_supported() and training["config"]["mixed_precision"] is True
 
 
 def test_latent_normalisation_folded_into_the_vae_keeps_decoding_and_normalises_encoding():

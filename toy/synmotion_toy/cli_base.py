@@ -88,6 +88,9 @@ def quickstart(
     o.emit(data, lambda c: c.print(f"{data['video']}\n{data['contact_sheet']}", highlight=False, markup=False))
 
 
+BF16_HELP = "bf16 mixed precision where the CPU has bf16 instructions (float32 elsewhere)."
+
+
 def train_base_cmd(
     folder: Path = typer.Argument(..., help="Where to write the trained base (a diffusers directory)."),
     seed: int = typer.Option(0, "--seed"),
@@ -95,7 +98,7 @@ def train_base_cmd(
     vae_minutes: float = typer.Option(BaseTrainConfig.vae_minutes, "--vae-minutes"),
     transformer_minutes: float = typer.Option(BaseTrainConfig.transformer_minutes, "--transformer-minutes"),
     threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
-    bf16: bool = typer.Option(True, "--bf16/--fp32", help="bf16 mixed precision where the CPU has bf16 instructions."),
+    bf16: bool = typer.Option(BaseTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
 ) -> None:
     from .base.train import train_base
 
@@ -126,7 +129,7 @@ def train_i2v_base_cmd(
     batch: int = typer.Option(I2VTrainConfig.batch, "--batch"),
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(I2VTrainConfig.threads, "--threads"),
-    bf16: bool = typer.Option(True, "--bf16/--fp32", help="bf16 mixed precision where the CPU has bf16 instructions."),
+    bf16: bool = typer.Option(I2VTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
 ) -> None:
     from .base.i2v import train_i2v_base
 

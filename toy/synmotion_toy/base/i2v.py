@@ -96,7 +96,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     from . import WEIGHTS
     from . import architecture as arch
     from .dataset import items, render
-    from .train import _timed_loop, encode_latents, mixed_precision, noisy, set_lr, update
+    from .train import _timed_loop, bf16_supported, encode_latents, mixed_precision, noisy, set_lr, update
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -163,7 +163,8 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     pipe.save_pretrained(scratch)
     info["training"] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
                                    if k != "out"},
-                        "from_t2v": str(t2v_dir), "timings": timings, "transformer_steps": steps,
+                        "from_t2v": str(t2v_dir), "bf16": cfg.mixed_precision and bf16_supported(),
+                        "timings": timings, "transformer_steps": steps,
                         "loss_curve_per_100_steps": [round(float(np.mean(losses[i:i + 100])), 4)
                                                      for i in range(0, len(losses), 100)],
                         "clips": len(clips)}

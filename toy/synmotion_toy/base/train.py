@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import math
 import random
@@ -64,11 +65,16 @@ def noisy(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.T
     return (1 - s) * x0 + s * noise, sigma, noise - x0
 
 
+@functools.cache
+def bf16_supported() -> bool:
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def mixed_precision(enabled: bool):
     """bf16 autocast (weights, optimizer state and losses stay float32) where the CPU has bf16 instructions:
     on this project's AVX-512-BF16 machine a transformer or VAE step takes 0.72x the float32 time, so a
     time-budgeted phase runs 1.4x the steps. Without those instructions bf16 is emulated and slower, so off."""
-    if enabled and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if enabled and bf16_supported():
         return torch.autocast("cpu", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -92,7 +98,7 @@ def _subject_crop(mask: np.ndarray, size: int, gen: torch.Generator) -> tuple[in
     ys, xs = np.nonzero(mask.any(axis=0))
     h, w = mask.shape[1:]
     if len(ys) == 0:
-        return (int(torch.randint(h - size + 1, (1,), generator=gen)), int(torch.randint(w - size + 1, (1,), generator=gen)))
+        return tuple(int(torch.randint(n - size + 1, (1,), generator=gen)) for n in (h, w))
     k = int(torch.randint(len(ys), (1,), generator=gen))
     return (min(max(int(ys[k]) - size // 2, 0), h - size), min(max(int(xs[k]) - size // 2, 0), w - size))
 
@@ -109,9 +115,7 @@ def train_vae(vae, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig, r
     losses = []
 
     def step(i, planned):
-        lr = cfg.vae_lr * min(1.0, (i + 1) / 50) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
-        for g in opt.param_groups:
-            g["lr"] = lr
+        set_lr(opt, cfg.vae_lr, i, planned, warmup=50)
         idx = torch.randint(len(clips), (cfg.vae_batch,), generator=gen).tolist()
         t0 = int(torch.randint(clips.shape[1] - cfg.vae_frames + 1, (1,), generator=gen))
         frames, size = slice(t0, t0 + cfg.vae_frames), cfg.vae_crop
@@ -276,6 +280,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         "max_sequence_length": arch.MAX_SEQUENCE_LENGTH,
         "defaults": DEFAULTS,
         "training": {"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "log")},
+                     "bf16": cfg.mixed_precision and bf16_supported(),   # what actually ran
                      "timings": timings, **vae_info, **tr, "clips": len(clips), "prompts": len(prompts) - 1},
     }
     (out / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")

@@ -214,15 +214,16 @@ def paint_clip(plan: ClipPlan, with_subject: bool = True) -> np.ndarray:
     out = np.empty((len(plan.times), plan.height, plan.width, 3), dtype=np.uint8)
     for f in range(len(plan.times)):
         canvas = plan.scene.frame(int(round(plan.scroll[f])))
-        groups = figure.shapes(f)
-        if with_subject and look.key == "cut-paper":
-            _paint_cut_paper(canvas, plan.painter, groups, plan.painter.unit)
-        elif with_subject:
-            draw = ImageDraw.Draw(canvas)
-            rx = 0.2 * plan.scale / (1 + 3 * max(0.0, plan.lift[f]))
-            draw.ellipse([hips_x[f] - rx, plan.ground - 0.25 * rx, hips_x[f] + rx, plan.ground + 0.25 * rx],
-                         fill=plan.scene.shadow)
-            plan.painter.paint(draw, groups)
+        if with_subject:
+            groups = figure.shapes(f)
+            if look.key == "cut-paper":
+                _paint_cut_paper(canvas, plan.painter, groups, plan.painter.unit)
+            else:
+                draw = ImageDraw.Draw(canvas)
+                rx = 0.2 * plan.scale / (1 + 3 * max(0.0, plan.lift[f]))
+                draw.ellipse([hips_x[f] - rx, plan.ground - 0.25 * rx, hips_x[f] + rx, plan.ground + 0.25 * rx],
+                             fill=plan.scene.shadow)
+                plan.painter.paint(draw, groups)
         plan.scene.draw_front(canvas, float(plan.times[f]))
         out[f] = look.finish(canvas, plan.height, plan.width, plan.grain)
     return out
