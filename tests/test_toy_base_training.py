@@ -106,3 +106,46 @@ def test_latent_normalisation_folded_into_the_vae_keeps_decoding_and_normalises_
     torch.testing.assert_close(normalised.mean(dim=(0, 2, 3, 4)), torch.zeros(16), atol=1e-4, rtol=0)
     torch.testing.assert_close(normalised.std(dim=(0, 2, 3, 4)), torch.ones(16), atol=1e-4, rtol=0)
     torch.testing.assert_close(after, before, atol=1e-4, rtol=1e-4)     # the decoder undoes it exactly
+
+
+def test_latent_subject_masks_follow_the_causal_vae_grid():
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    from synmotion_toy.base import architecture as arch
+    from synmotion_toy.base.train import encode_latents, latent_subject_masks
+
+    masks = np.zeros((2, 17, 64, 64), bool)
+    masks[0, 0, 10, 20] = True        # frame 0 alone makes latent frame 0
+    masks[0, 5, 63, 0] = True         # frames 5-8 make latent frame 2
+    masks[1, 16, 33, 47] = True       # frames 13-16 make latent frame 4
+    subject = latent_subject_masks(masks, temporal=4, spatial=4, batch=1)
+    assert subject.shape == (2, 1, 5, 16, 16) and subject.dtype == torch.float32
+    assert {tuple(i) for i in subject.nonzero().tolist()} == {(0, 0, 0, 2, 5), (0, 0, 2, 15, 0), (1, 0, 4, 8, 11)}
+    # and on a real render, the grid is the VAE's own latent grid
+    vae = AutoencoderKLHunyuanVideo(**{**arch.VAE_CONFIG, "block_out_channels": (8, 8, 8)}).eval()
+    clip, mask = render_clip_and_mask("panda", "walk", seed=1)
+    latents = encode_latents(vae, clip[None])
+    subject = latent_subject_masks(mask[None], vae.config.temporal_compression_ratio,
+                                   vae.config.spatial_compression_ratio)
+    assert subject.shape[2:] == latents.shape[2:] and 0.05 < subject.mean() < 0.6
+
+
+def test_subject_weighted_loss_weighs_the_subject_and_keeps_the_plain_loss_scale():
+    import torch
+    import torch.nn.functional as F
+
+    from synmotion_toy.base.train import subject_weighted_mse
+
+    gen = torch.Generator().manual_seed(0)
+    pred = torch.randn(2, 16, 5, 4, 4, generator=gen, requires_grad=True)
+    target = torch.randn(2, 16, 5, 4, 4, generator=gen)
+    subject = (torch.rand(2, 1, 5, 4, 4, generator=gen) < 0.3).float()
+    torch.testing.assert_close(subject_weighted_mse(pred, target, subject, 0.0), F.mse_loss(pred, target))
+    torch.testing.assert_close(subject_weighted_mse(pred, target, torch.ones_like(subject), 4.0), F.mse_loss(pred, target))
+    subject_weighted_mse(pred, target, subject, 4.0).backward()
+    # per unit of error, a subject pixel's gradient is 5 times a background pixel's
+    ratio = pred.grad / (pred - target).detach()
+    on, off = ratio[subject.expand_as(pred).bool()], ratio[~subject.expand_as(pred).bool()]
+    torch.testing.assert_close(on / off.mean(), torch.full_like(on, 5.0))
+    torch.testing.assert_close(off, torch.full_like(off, off.mean().item()))

@@ -19,6 +19,7 @@ class BaseTrainConfig:
     vae_subject_weight: float = 4.0   # extra loss weight on the subject's pixels (see train_vae)
     kl_weight: float = 1e-6
     transformer_minutes: float = 65.0
+    transformer_subject_weight: float = 4.0   # extra loss weight on the subject's latent pixels (train.subject_weights)
     batch: int = 16
     lr: float = 5e-4
     warmup: int = 200
@@ -38,6 +39,7 @@ class I2VTrainConfig:
     minutes: float = 30.0
     batch: int = 16
     lr: float = 2e-4             # fine-tuning: lower than the from-scratch 5e-4
+    subject_weight: float = 4.0  # extra loss weight on the subject's latent pixels, as in the toy base
     warmup: int = 100
     cfg_dropout: float = 0.1
     ema: float = 0.999

@@ -10,8 +10,8 @@ HunyuanVideo, by one reproducible command (`synmotion toy train-i2v-base`):
 
 Fine-tuning: HunyuanVideo's flow matching on toy clips conditioned on their first frame
 (``synmotion_hunyuan.image_condition``), the prompt dropped 10 % of the time for classifier-free guidance
-(dropped means the pipeline's own negative: the empty prompt read with a black image), and an exponential
-moving average of the weights, which is what is saved.
+(dropped means the pipeline's own negative: the empty prompt read with a black image), the subject's latent
+pixels weighted up as in the toy base, and an exponential moving average of the weights, which is what is saved.
 """
 
 from __future__ import annotations
@@ -85,7 +85,6 @@ def template_config(tokenizer, max_sequence_length: int) -> dict:
 def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     import numpy as np
     import torch
-    import torch.nn.functional as F
     from synmotion_hunyuan.runtime import quiet_libraries
 
     quiet_libraries()  # before diffusers' I2V module: importing it already prints a notice
@@ -95,8 +94,9 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
 
     from . import WEIGHTS
     from . import architecture as arch
-    from .dataset import items, render
-    from .train import _timed_loop, bf16_supported, encode_latents, mixed_precision, noisy, set_lr, update
+    from .dataset import items, render_with_masks
+    from .train import (_timed_loop, bf16_supported, encode_latents, latent_subject_masks, mixed_precision, noisy,
+                        set_lr, subject_weighted_mse, update)
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -111,9 +111,14 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
             "t2v_base": "toy" if t2v_dir.resolve() == WEIGHTS.resolve() else str(t2v_dir.resolve()),
             "defaults": t2v_info.get("defaults", {})}
     data = items(cfg.clips, cfg.seed)
-    clips = np.concatenate([render(data[i:i + 64]) for i in range(0, len(data), 64)])
+    rendered = [render_with_masks(data[i:i + 64]) for i in range(0, len(data), 64)]
+    clips = np.concatenate([c for c, _ in rendered])
+    vae = parts["vae"]
+    subject = latent_subject_masks(np.concatenate([m for _, m in rendered]), vae.config.temporal_compression_ratio,
+                                   vae.config.spatial_compression_ratio)
+    del rendered
     with torch.no_grad():
-        latents = encode_latents(parts["vae"], clips) * parts["vae"].config.scaling_factor
+        latents = encode_latents(vae, clips) * vae.config.scaling_factor
     timings["render_encode_s"] = round(time.perf_counter() - t, 1)
     report(f"rendered and encoded {len(clips)} clips in {timings['render_encode_s']}s")
 
@@ -151,7 +156,8 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
         with mixed_precision(cfg.mixed_precision):
             pred = transformer(hidden_states=hidden, timestep=sigma * 1000, encoder_hidden_states=emb,
                                encoder_attention_mask=mask, pooled_projections=pool, return_dict=False)[0]
-        loss = F.mse_loss(pred[:, :, scored].float(), target[:, :, scored])
+        loss = subject_weighted_mse(pred[:, :, scored], target[:, :, scored], subject[idx][:, :, scored],
+                                    cfg.subject_weight)
         update(opt, params, loss, ema, transformer, i, cfg.ema)
         losses.append(loss.item())
 

@@ -5,8 +5,8 @@ Three phases, each with a time budget so the whole run fits a small CPU machine:
 2. train the VAE on it (L1 + L2 + a small KL), then encode every clip once (posterior mean) and fold a
    per-channel normalisation into the VAE so latents have zero mean and unit variance in every channel;
 3. train the transformer with HunyuanVideo's flow-matching objective on the cached latents and the
-   cached prompt encodings, dropping the prompt 10 % of the time (for classifier-free guidance), with an
-   exponential moving average of the weights, which is what is saved.
+   cached prompt encodings, the subject's latent pixels weighted up, dropping the prompt 10 % of the time
+   (for classifier-free guidance), with an exponential moving average of the weights, which is what is saved.
 The result is a normal diffusers directory plus ``synmotion.json`` (prompt template, defaults).
 """
 
@@ -193,6 +193,31 @@ def normalize_latent_channels(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def latent_subject_masks(masks: np.ndarray, temporal: int, spatial: int, batch: int = 256) -> torch.Tensor:
+    """Where the subject is on the latent grid: (clips, 1, latent frames, h / spatial, w / spatial), 1 on
+    every latent pixel whose source pixels hold any of the subject, else 0. HunyuanVideo's causal VAE encodes
+    frame 0 alone and every following group of ``temporal`` frames into one more latent frame."""
+    out = []
+    for i in range(0, len(masks), batch):
+        m = torch.from_numpy(masks[i:i + batch]).float()
+        n, frames, h, w = m.shape
+        m = torch.cat([m[:, :1], m[:, 1:].reshape(n, (frames - 1) // temporal, temporal, h, w).amax(2)], dim=1)
+        out.append(F.max_pool2d(m, spatial).unsqueeze(1))
+    return torch.cat(out)
+
+
+def subject_weighted_mse(pred: torch.Tensor, target: torch.Tensor, subject: torch.Tensor, weight: float) -> torch.Tensor:
+    """Mean squared error with the subject's latent pixels (``subject``, broadcast over channels) weighing
+    ``1 + weight``, normalised so the loss keeps the scale of a plain MSE; ``weight=0`` is exactly that MSE.
+
+    Why: the subject covers about a quarter of the latent pixels, and an evenly weighted transformer learnt
+    backgrounds, styles and motion words but hardly read the subject's word: naming the wrong subject
+    raised its held-out loss by 4 % where naming the wrong motion raised it by 10 % (docs/toy-base.md)."""
+    w = 1.0 + weight * subject
+    return (w * (pred.float() - target) ** 2).mean() / w.mean()
+
+
+@torch.no_grad()
 def encode_latents(vae, clips: np.ndarray, batch: int = 8) -> torch.Tensor:
     out = []
     for i in range(0, len(clips), batch):
@@ -201,7 +226,8 @@ def encode_latents(vae, clips: np.ndarray, batch: int = 8) -> torch.Tensor:
     return torch.cat(out)
 
 
-def train_transformer(transformer, latents, embeds, masks, pooled, prompt_idx, empty_idx, cfg, report) -> dict:
+def train_transformer(transformer, latents, subject, embeds, masks, pooled, prompt_idx, empty_idx, cfg, report) -> dict:
+    """``subject``: the clips' latent subject masks (``latent_subject_masks``)."""
     gen = torch.Generator().manual_seed(cfg.seed + 1)
     params = [p for p in transformer.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01, betas=(0.9, 0.99))
@@ -219,7 +245,7 @@ def train_transformer(transformer, latents, embeds, masks, pooled, prompt_idx, e
             pred = transformer(hidden_states=xt, timestep=sigma * 1000,
                                encoder_hidden_states=embeds[p], encoder_attention_mask=masks[p],
                                pooled_projections=pooled[p], return_dict=False)[0]
-        loss = F.mse_loss(pred.float(), target)
+        loss = subject_weighted_mse(pred, target, subject[idx], cfg.transformer_subject_weight)
         update(opt, params, loss, ema, transformer, i, cfg.ema)
         losses.append(loss.item())
 
@@ -252,6 +278,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     vae = parts["vae"]
     vae_info = train_vae(vae, clips, masks, cfg, report)
     vae_info.update(vae_errors(vae, cfg.seed))
+    subject = latent_subject_masks(masks, vae.config.temporal_compression_ratio, vae.config.spatial_compression_ratio)
     del masks
     latents = normalize_latent_channels(vae, encode_latents(vae, clips))
     timings["vae_s"] = round(time.perf_counter() - t, 1)
@@ -269,7 +296,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     prompt_idx = torch.tensor([lookup[i.prompt] for i in data])
 
     t = time.perf_counter()
-    tr = train_transformer(parts["transformer"], latents, embeds, masks, pooled, prompt_idx, lookup[""], cfg, report)
+    tr = train_transformer(parts["transformer"], latents, subject, embeds, masks, pooled, prompt_idx, lookup[""], cfg, report)
     timings["transformer_s"] = round(time.perf_counter() - t, 1)
 
     out = Path(cfg.out)
