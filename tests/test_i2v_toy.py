@@ -46,6 +46,7 @@ def test_train_i2v_base_command_writes_a_loadable_base(capsys, tmp_path):
     assert r.out.strip() == str(out)
     info = json.loads((out / "synmotion.json").read_text())
     assert info["t2v_base"] == "toy" and info["image_emb_len"] == 64 and info["training"]["transformer_steps"] >= 1
+    assert info["training"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     spec = bases.resolve(str(out))
     assert bases.t2v_partner(spec) == "toy"
     pipe = load_pipeline(spec, pick_runtime(), training=False, i2v=True)

@@ -59,6 +59,7 @@ def test_training_items_cover_every_combination_with_a_quarter_plain():
 
 
 def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
+    import torch
     from synmotion_hunyuan import bases
     from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
 
@@ -79,6 +80,19 @@ def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
     from synmotion_toy.base.train import bf16_supported
 
     assert training["bf16"] is bf16_supported() and training["config"]["mixed_precision"] is True
+    assert training["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert training["config"]["transformer_subject_weight"] == 4.0
+
+
+def test_train_base_on_a_missing_gpu_fails_before_any_work(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    out = tmp_path / "base"
+    r = run(capsys, "toy", "train-base", out, "--device", "cuda", "--clips", "8")
+    assert r.code == 5 and r.err.count("\n") <= 2 and "no CUDA GPU" in r.err
+    assert not out.exists()
 
 
 def test_latent_normalisation_folded_into_the_vae_keeps_decoding_and_normalises_encoding():

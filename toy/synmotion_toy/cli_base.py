@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import enum
 import io
 import time
 from pathlib import Path
@@ -88,7 +89,15 @@ def quickstart(
     o.emit(data, lambda c: c.print(f"{data['video']}\n{data['contact_sheet']}", highlight=False, markup=False))
 
 
-BF16_HELP = "bf16 mixed precision where the CPU has bf16 instructions (float32 elsewhere)."
+BF16_HELP = "bf16 mixed precision where the device computes in bf16 (float32 elsewhere)."
+DEVICE_HELP = "auto: a CUDA GPU where one is at hand, else the CPU. The time budgets stay the same."
+
+
+class Device(str, enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
 
 
 def train_base_cmd(
@@ -99,12 +108,14 @@ def train_base_cmd(
     transformer_minutes: float = typer.Option(BaseTrainConfig.transformer_minutes, "--transformer-minutes"),
     threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
     bf16: bool = typer.Option(BaseTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
+    device: Device = typer.Option(BaseTrainConfig.device, "--device", help=DEVICE_HELP),
 ) -> None:
     from .base.train import train_base
 
     o = out(False)
     cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_minutes=vae_minutes,
-                          transformer_minutes=transformer_minutes, threads=threads, mixed_precision=bf16)
+                          transformer_minutes=transformer_minutes, threads=threads, mixed_precision=bf16,
+                          device=device.value)
     path = train_base(cfg, report=o.info)
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 
@@ -130,12 +141,13 @@ def train_i2v_base_cmd(
     seed: int = typer.Option(0, "--seed"),
     threads: int = typer.Option(I2VTrainConfig.threads, "--threads"),
     bf16: bool = typer.Option(I2VTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
+    device: Device = typer.Option(I2VTrainConfig.device, "--device", help=DEVICE_HELP),
 ) -> None:
     from .base.i2v import train_i2v_base
 
     o = out(False)
     cfg = I2VTrainConfig(out=folder, t2v=t2v, seed=seed, clips=clips, minutes=minutes, batch=batch, threads=threads,
-                         mixed_precision=bf16)
+                         mixed_precision=bf16, device=device.value)
     path = train_i2v_base(cfg, report=o.info)
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 

@@ -26,7 +26,8 @@ class BaseTrainConfig:
     cfg_dropout: float = 0.1
     ema: float = 0.999
     threads: int = 2
-    mixed_precision: bool = True      # bf16 autocast where the CPU supports it (train.mixed_precision)
+    mixed_precision: bool = True      # bf16 autocast where the device supports it (train.mixed_precision)
+    device: str = "auto"              # auto: a CUDA GPU where one is at hand, else the CPU
     log: list = field(default_factory=list)
 
 
@@ -45,3 +46,4 @@ class I2VTrainConfig:
     ema: float = 0.999
     threads: int = 2
     mixed_precision: bool = True
+    device: str = "auto"

@@ -96,10 +96,12 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     from . import architecture as arch
     from .dataset import items, render_with_masks
     from .train import (_timed_loop, bf16_supported, encode_latents, latent_subject_masks, mixed_precision, noisy,
-                        set_lr, subject_weighted_mse, update)
+                        set_lr, subject_weighted_mse, training_device, update)
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    device = training_device(cfg.device)
+    report(f"training on {device.type}")
     t2v_dir = Path(cfg.t2v or WEIGHTS)
     t2v_info = json.loads((t2v_dir / "synmotion.json").read_text())
     timings = {}
@@ -118,7 +120,9 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
                                    vae.config.spatial_compression_ratio)
     del rendered
     with torch.no_grad():
-        latents = encode_latents(vae, clips) * vae.config.scaling_factor
+        latents = encode_latents(vae.to(device), clips) * vae.config.scaling_factor
+    vae.cpu()   # only the transformer trains; the frozen parts stay on the CPU, where they are saved from
+    subject = subject.to(device)
     timings["render_encode_s"] = round(time.perf_counter() - t, 1)
     report(f"rendered and encoded {len(clips)} clips in {timings['render_encode_s']}s")
 
@@ -129,13 +133,13 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     (scratch / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
     encoder = PromptEncoder.from_pipeline(pipe, template=load_prompt_template(scratch, i2v=True))
     encoded = [encoder.encode(item.prompt, image=clip[0]) for item, clip in zip(data, clips)]
-    embeds = torch.cat([e.joined()[0] for e in encoded])
-    masks = torch.cat([e.joined()[1] for e in encoded])
-    pooled = torch.cat([e.pooled for e in encoded])
-    neg_embeds, neg_mask, neg_pooled = encoder.negative()
+    embeds = torch.cat([e.joined()[0] for e in encoded]).to(device)
+    masks = torch.cat([e.joined()[1] for e in encoded]).to(device)
+    pooled = torch.cat([e.pooled for e in encoded]).to(device)
+    neg_embeds, neg_mask, neg_pooled = (t.to(device) for t in encoder.negative())
     timings["prompts_s"] = round(time.perf_counter() - t, 1)
 
-    transformer = parts["transformer"]
+    transformer = parts["transformer"].to(device)
     transformer.train().requires_grad_(True)
     ema = copy.deepcopy(transformer).requires_grad_(False)
     params = list(transformer.parameters())
@@ -146,14 +150,14 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     def step(i, planned):
         set_lr(opt, cfg.lr, i, planned, cfg.warmup)
         idx = torch.randint(len(latents), (cfg.batch,), generator=gen)
-        drop = (torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout).view(-1, 1)
+        drop = (torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout).view(-1, 1).to(device)
         emb = torch.where(drop[..., None], neg_embeds, embeds[idx])
         mask = torch.where(drop, neg_mask, masks[idx])
         pool = torch.where(drop, neg_pooled, pooled[idx])
         x0 = latents[idx]
         xt, sigma, target = noisy(x0, gen)
         hidden, scored = model_input(transformer, xt, x0)
-        with mixed_precision(cfg.mixed_precision):
+        with mixed_precision(cfg.mixed_precision, device.type):
             pred = transformer(hidden_states=hidden, timestep=sigma * 1000, encoder_hidden_states=emb,
                                encoder_attention_mask=mask, pooled_projections=pool, return_dict=False)[0]
         loss = subject_weighted_mse(pred[:, :, scored], target[:, :, scored], subject[idx][:, :, scored],
@@ -164,12 +168,13 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     t = time.perf_counter()
     steps = _timed_loop(cfg.minutes, step, report, "i2v transformer")
     timings["transformer_s"] = round(time.perf_counter() - t, 1)
-    pipe.transformer = ema.eval()
+    pipe.transformer = ema.eval().cpu()
     pipe.register_modules(transformer=pipe.transformer)
     pipe.save_pretrained(scratch)
     info["training"] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
                                    if k != "out"},
-                        "from_t2v": str(t2v_dir), "bf16": cfg.mixed_precision and bf16_supported(),
+                        "from_t2v": str(t2v_dir), "device": device.type,
+                        "bf16": cfg.mixed_precision and bf16_supported(device.type),
                         "timings": timings, "transformer_steps": steps,
                         "loss_curve_per_100_steps": [round(float(np.mean(losses[i:i + 100])), 4)
                                                      for i in range(0, len(losses), 100)],

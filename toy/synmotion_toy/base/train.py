@@ -8,6 +8,10 @@ Three phases, each with a time budget so the whole run fits a small CPU machine:
    cached prompt encodings, the subject's latent pixels weighted up, dropping the prompt 10 % of the time
    (for classifier-free guidance), with an exponential moving average of the weights, which is what is saved.
 The result is a normal diffusers directory plus ``synmotion.json`` (prompt template, defaults).
+
+The same command trains on a CUDA GPU where one is at hand (``--device``): models and batches go there, while
+every random draw still comes from the same seeded CPU generators, so a run's data order does not depend on
+the device.
 """
 
 from __future__ import annotations
@@ -58,24 +62,37 @@ def set_lr(opt, peak: float, i: int, planned: int, warmup: int) -> None:
 
 def noisy(x0: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """HunyuanVideo's flow matching at the toy base's time shift: (x_t, sigma, target noise - x0)."""
-    noise = torch.randn(x0.shape, generator=gen)
-    u = torch.rand(len(x0), generator=gen)
+    noise = torch.randn(x0.shape, generator=gen).to(x0.device)
+    u = torch.rand(len(x0), generator=gen).to(x0.device)
     sigma = arch.SHIFT * u / (1 + (arch.SHIFT - 1) * u)
     s = sigma.view(-1, 1, 1, 1, 1)
     return (1 - s) * x0 + s * noise, sigma, noise - x0
 
 
+def training_device(choice: str = "auto") -> torch.device:
+    """``auto``: a CUDA GPU where one is at hand, else the CPU."""
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    if choice == "cuda" and not torch.cuda.is_available():
+        from synmotion_cli.errors import EnvironmentProblem
+
+        raise EnvironmentProblem("--device cuda, but torch sees no CUDA GPU", hint="use --device cpu or auto")
+    return torch.device(choice)
+
+
 @functools.cache
-def bf16_supported() -> bool:
+def bf16_supported(device_type: str = "cpu") -> bool:
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def mixed_precision(enabled: bool):
-    """bf16 autocast (weights, optimizer state and losses stay float32) where the CPU has bf16 instructions:
-    on this project's AVX-512-BF16 machine a transformer or VAE step takes 0.72x the float32 time, so a
-    time-budgeted phase runs 1.4x the steps. Without those instructions bf16 is emulated and slower, so off."""
-    if enabled and bf16_supported():
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+def mixed_precision(enabled: bool, device_type: str = "cpu"):
+    """bf16 autocast (weights, optimizer state and losses stay float32) where the device computes in bf16:
+    on this project's AVX-512-BF16 CPU a transformer or VAE step takes 0.72x the float32 time, so a
+    time-budgeted phase runs 1.4x the steps. A CPU without those instructions emulates bf16, slower, so off."""
+    if enabled and bf16_supported(device_type):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -90,6 +107,11 @@ def update(opt, params, loss: torch.Tensor, ema, model, i: int, ema_max: float) 
     with torch.no_grad():
         for e, q in zip(ema.parameters(), model.parameters()):
             e.lerp_(q, 1 - decay)
+
+
+def pixels(clips: np.ndarray, device) -> torch.Tensor:
+    """uint8 clips (n, frames, h, w, 3) as the VAE's input: (n, 3, frames, h, w) in [-1, 1] on ``device``."""
+    return torch.from_numpy(clips).to(device).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
 
 
 def _subject_crop(mask: np.ndarray, size: int, gen: torch.Generator) -> tuple[int, int]:
@@ -111,6 +133,7 @@ def train_vae(vae, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig, r
     judges (and users) look at, and an evenly weighted VAE spends its capacity on backgrounds, smearing limbs
     and shifting the subject's colours (docs/toy-base.md)."""
     gen = torch.Generator().manual_seed(cfg.seed)
+    device = vae.device
     opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
     losses = []
 
@@ -124,12 +147,12 @@ def train_vae(vae, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig, r
             y0, x0 = _subject_crop(masks[j, frames], size, gen)
             xs.append(clips[j, frames, y0:y0 + size, x0:x0 + size])
             ws.append(1.0 + cfg.vae_subject_weight * masks[j, frames, y0:y0 + size, x0:x0 + size])
-        x = torch.from_numpy(np.stack(xs)).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
-        weight = torch.from_numpy(np.stack(ws)).float()[:, None]
+        x = pixels(np.stack(xs), device)
+        weight = torch.from_numpy(np.stack(ws)).float()[:, None].to(device)
         weight = weight / weight.mean()
-        with mixed_precision(cfg.mixed_precision):
+        with mixed_precision(cfg.mixed_precision, device.type):
             posterior = vae.encode(x).latent_dist
-            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+            z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(device)
             recon = vae.decode(z).sample
         err = recon.float() - x
         rec = (weight * (err.abs() + err.square())).mean()
@@ -159,9 +182,9 @@ def vae_errors(vae, seed: int, count: int = 12) -> dict:
     held_out = [Item(subjects[k % len(subjects)], motions[k % len(motions)], None, None, seed=2**31 + seed * count + k)
                 for k in range(count)]
     clips, masks = render_with_masks(held_out)
-    x = torch.from_numpy(clips).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
+    x = pixels(clips, vae.device)
     recon = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
-    err = ((recon - x).abs() * 127.5).mean(dim=1).numpy()   # (clips, frames, h, w)
+    err = ((recon - x).abs() * 127.5).mean(dim=1).cpu().numpy()   # (clips, frames, h, w)
     return {"vae_error_subject": round(float(err[masks].mean()), 2),
             "vae_error_elsewhere": round(float(err[~masks].mean()), 2)}
 
@@ -221,8 +244,7 @@ def subject_weighted_mse(pred: torch.Tensor, target: torch.Tensor, subject: torc
 def encode_latents(vae, clips: np.ndarray, batch: int = 8) -> torch.Tensor:
     out = []
     for i in range(0, len(clips), batch):
-        x = torch.from_numpy(clips[i:i + batch]).float().permute(0, 4, 1, 2, 3) / 127.5 - 1.0
-        out.append(vae.encode(x).latent_dist.mode())
+        out.append(vae.encode(pixels(clips[i:i + batch], vae.device)).latent_dist.mode())
     return torch.cat(out)
 
 
@@ -241,7 +263,7 @@ def train_transformer(transformer, latents, subject, embeds, masks, pooled, prom
         p[torch.rand(cfg.batch, generator=gen) < cfg.cfg_dropout] = empty_idx
         x0 = latents[idx]
         xt, sigma, target = noisy(x0, gen)
-        with mixed_precision(cfg.mixed_precision):
+        with mixed_precision(cfg.mixed_precision, xt.device.type):
             pred = transformer(hidden_states=xt, timestep=sigma * 1000,
                                encoder_hidden_states=embeds[p], encoder_attention_mask=masks[p],
                                pooled_projections=pooled[p], return_dict=False)[0]
@@ -263,6 +285,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
+    device = training_device(cfg.device)
+    report(f"training on {device.type}")
     timings = {}
     t = time.perf_counter()
     parts = arch.build_components(cfg.seed)
@@ -275,7 +299,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     report(f"rendered {len(clips)} clips in {timings['render_s']}s")
 
     t = time.perf_counter()
-    vae = parts["vae"]
+    vae = parts["vae"].to(device)
     vae_info = train_vae(vae, clips, masks, cfg, report)
     vae_info.update(vae_errors(vae, cfg.seed))
     subject = latent_subject_masks(masks, vae.config.temporal_compression_ratio, vae.config.spatial_compression_ratio)
@@ -289,25 +313,27 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
                             template)
     prompts = sorted({i.prompt for i in data}) + [""]
     encoded = [encoder.encode(p) for p in prompts]
-    embeds = torch.cat([e.embeds for e in encoded])
-    masks = torch.cat([e.mask for e in encoded])
-    pooled = torch.cat([e.pooled for e in encoded])
+    embeds = torch.cat([e.embeds for e in encoded]).to(device)
+    masks = torch.cat([e.mask for e in encoded]).to(device)
+    pooled = torch.cat([e.pooled for e in encoded]).to(device)
     lookup = {p: i for i, p in enumerate(prompts)}
     prompt_idx = torch.tensor([lookup[i.prompt] for i in data])
 
     t = time.perf_counter()
-    tr = train_transformer(parts["transformer"], latents, subject, embeds, masks, pooled, prompt_idx, lookup[""], cfg, report)
+    tr = train_transformer(parts["transformer"].to(device), latents, subject.to(device), embeds, masks, pooled, prompt_idx, lookup[""], cfg, report)
     timings["transformer_s"] = round(time.perf_counter() - t, 1)
 
     out = Path(cfg.out)
-    parts["transformer"] = tr.pop("ema")
+    parts["transformer"] = tr.pop("ema").cpu()
+    parts["vae"] = vae.cpu()
     HunyuanVideoPipeline(**parts).save_pretrained(out)
     info = {
         "prompt_template": arch.TEMPLATE, "crop_start": template.crop_start,
         "max_sequence_length": arch.MAX_SEQUENCE_LENGTH,
         "defaults": DEFAULTS,
         "training": {"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "log")},
-                     "bf16": cfg.mixed_precision and bf16_supported(),   # what actually ran
+                     "device": device.type,
+                     "bf16": cfg.mixed_precision and bf16_supported(device.type),   # what actually ran
                      "timings": timings, **vae_info, **tr, "clips": len(clips), "prompts": len(prompts) - 1},
     }
     (out / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
