@@ -99,7 +99,6 @@ class Device(str, enum.Enum):
     cuda = "cuda"
 
 
-
 def train_base_cmd(
     folder: Path = typer.Argument(..., help="Where to write the trained base (a diffusers directory)."),
     seed: int = typer.Option(0, "--seed"),

@@ -19,7 +19,7 @@ class BaseTrainConfig:
     vae_subject_weight: float = 4.0   # extra loss weight on the subject's pixels (see train_vae)
     kl_weight: float = 1e-6
     transformer_minutes: float = 65.0
-    transformer_subject_weight: float = 4.0   # extra loss weight on the subject's latent pixels (train.subject_weights)
+    transformer_subject_weight: float = 4.0   # extra loss weight on the subject's latent pixels (train.subject_weighted_mse)
     batch: int = 16
     lr: float = 5e-4
     warmup: int = 200

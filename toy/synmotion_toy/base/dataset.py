@@ -57,8 +57,12 @@ def render(batch: list[Item]) -> np.ndarray:
 
 
 def render_with_masks(batch: list[Item]) -> tuple[np.ndarray, np.ndarray]:
-    """The clips of ``render(batch)`` and where the subject is in each (bool, frames x height x width)."""
+    """The clips of ``render(batch)`` and where the subject is in each (bool, frames x height x width), written
+    straight into the two arrays: a training set of thousands of clips is never held twice."""
     from ..world import render_clip_and_mask
 
-    pairs = [render_clip_and_mask(i.subject, i.motion, **_clip_args(i)) for i in batch]
-    return np.stack([c for c, _ in pairs]), np.stack([m for _, m in pairs])
+    clips = np.empty((len(batch), FRAMES, HEIGHT, WIDTH, 3), np.uint8)
+    masks = np.empty((len(batch), FRAMES, HEIGHT, WIDTH), bool)
+    for k, i in enumerate(batch):
+        clips[k], masks[k] = render_clip_and_mask(i.subject, i.motion, **_clip_args(i))
+    return clips, masks

@@ -113,12 +113,11 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
             "t2v_base": "toy" if t2v_dir.resolve() == WEIGHTS.resolve() else str(t2v_dir.resolve()),
             "defaults": t2v_info.get("defaults", {})}
     data = items(cfg.clips, cfg.seed)
-    rendered = [render_with_masks(data[i:i + 64]) for i in range(0, len(data), 64)]
-    clips = np.concatenate([c for c, _ in rendered])
+    clips, pixel_masks = render_with_masks(data)
     vae = parts["vae"]
-    subject = latent_subject_masks(np.concatenate([m for _, m in rendered]), vae.config.temporal_compression_ratio,
+    subject = latent_subject_masks(pixel_masks, vae.config.temporal_compression_ratio,
                                    vae.config.spatial_compression_ratio)
-    del rendered
+    del pixel_masks
     with torch.no_grad():
         latents = encode_latents(vae.to(device), clips) * vae.config.scaling_factor
     vae.cpu()   # only the transformer trains; the frozen parts stay on the CPU, where they are saved from

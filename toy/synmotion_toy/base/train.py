@@ -291,10 +291,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     t = time.perf_counter()
     parts = arch.build_components(cfg.seed)
     data = items(cfg.clips, cfg.seed)
-    rendered = [render_with_masks(data[i:i + 64]) for i in range(0, len(data), 64)]
-    clips = np.concatenate([c for c, _ in rendered])
-    masks = np.concatenate([m for _, m in rendered])
-    del rendered
+    clips, masks = render_with_masks(data)
     timings["render_s"] = round(time.perf_counter() - t, 1)
     report(f"rendered {len(clips)} clips in {timings['render_s']}s")
 
@@ -320,7 +317,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     prompt_idx = torch.tensor([lookup[i.prompt] for i in data])
 
     t = time.perf_counter()
-    tr = train_transformer(parts["transformer"].to(device), latents, subject.to(device), embeds, masks, pooled, prompt_idx, lookup[""], cfg, report)
+    tr = train_transformer(parts["transformer"].to(device), latents, subject.to(device), embeds, masks, pooled,
+                           prompt_idx, lookup[""], cfg, report)
     timings["transformer_s"] = round(time.perf_counter() - t, 1)
 
     out = Path(cfg.out)
