@@ -65,7 +65,7 @@ def main() -> int:
         # speed, each a fresh process as a user runs it: the quickstart (render, learn clap, generate), then
         # learn and gen on their own
         results["quickstart_s"] = _cli_seconds(["toy", "quickstart", work / "qs"], env)
-        # an empty cache: the subject-prior videos are made again, as on a user's first learn
+        # an empty cache, as on a user's first learn: the clips are encoded again
         results["learn_s"] = _cli_seconds(["learn", "clap-again", work / "qs" / "clips", "--base", "toy", "--trigger",
                                            "clap"], {**env, "SYNMOTION_CACHE": str(work / "cache-learn")})
         results["gen_s"] = _cli_seconds(["gen", "a fox claps", "--pack", "clap", "-o", work / "g.mp4"], env)

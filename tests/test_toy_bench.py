@@ -133,3 +133,28 @@ def test_every_row_names_a_valid_pack():
     assert len(names) == len(CUSTOM_MOTIONS) * len(ROWS)
     for name in names:
         assert parse_name(name)[0] == name
+
+
+def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
+    """The toy base ships joint training as its default; every bench row but no-strategy must still train
+    with the paper's subject-prior steps, and a row's own option must beat its preset."""
+    import json as _json
+
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_toy.base import WEIGHTS
+    from synmotion_toy.base.i2v import WEIGHTS_I2V
+    from synmotion_toy.base.train import DEFAULTS
+    from synmotion_toy.bench import ROWS
+
+    for weights in (WEIGHTS, WEIGHTS_I2V):     # the shipped bases carry what a retrain would write
+        assert _json.loads((weights / "synmotion.json").read_text())["defaults"] == DEFAULTS, weights
+    shipped = DEFAULTS["learn"]
+    assert build(LearnSettings, shipped).strategy == "joint"
+    resolved = {r.name: build(LearnSettings, shipped, r.options) for r in ROWS if r.options is not None}
+    for name, s in resolved.items():
+        assert s.strategy == ("joint" if name == "no-strategy" else "exclusive"), name
+    assert resolved["full"].alpha == 0.75 and resolved["full"].spv_updates == "subject"
+    assert resolved["alpha-0.9"].alpha == 0.9 and resolved["alpha-0.5"].alpha == 0.5
+    assert resolved["spv-subject+refiner"].spv_updates == "subject+refiner"
+    assert resolved["lora-only"].adapter and not resolved["lora-only"].refiner
+    assert not resolved["residues+refiner"].adapter and resolved["residues+refiner"].refiner
