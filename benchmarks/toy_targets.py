@@ -1,7 +1,7 @@
 """The toy base's targets, measured: speed of learn/gen/quickstart on this machine, and what the judges
 say about the base's own videos and about motions learned from 8 clips and moved to new subjects.
 
-    python benchmarks/toy_targets.py                  # everything (about 20-30 minutes on 2 cores)
+    python benchmarks/toy_targets.py                  # everything (about 11 minutes on 2 cores)
     python benchmarks/toy_targets.py --quick          # two custom motions, one seed
     python benchmarks/toy_targets.py --json out.json
     python benchmarks/toy_targets.py --speed-only     # just the timings (about 3 minutes)

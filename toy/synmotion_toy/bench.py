@@ -68,7 +68,7 @@ class BenchPlan:
     clips: int = 8                   # reference clips per motion
     steps: int | None = None         # learn steps for every row (None: the base's default)
     seed: int = 0                    # seed of the clips and of learning
-    options: dict = field(default_factory=dict)   # learn options for every row; a row's own settings win
+    options: dict = field(default_factory=dict)   # learn options for every row: beat a row's preset, not its keys
     extensions: list[tuple[str, str]] = field(default_factory=list)   # (background, style) pairs
     extension_subjects: int | None = None   # how many subjects get a background/style prompt (None: all)
 

@@ -22,7 +22,7 @@ clips, seeds and step budget.
 
   synmotion toy bench -r full -r no-strategy -m clap --seeds 4
 
-  synmotion toy bench --json > bench.json         [dim]# everything: about an hour on 2 cores[/dim]
+  synmotion toy bench --json > bench.json         [dim]# everything: about 45 minutes on 2 cores[/dim]
 """
 
 # Subjects generated in the bench, in order of use: unlike each other in shape and colour, never "person".
@@ -45,8 +45,8 @@ def bench(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Learn steps for every row (the base's default)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the clips and of learning."),
     option: Optional[List[str]] = typer.Option(None, "--option", "-O",
-                                               help="Learn option key=value for every row (repeatable); a row's own "
-                                                    "ablation settings win."),
+                                               help="Learn option key=value for every row (repeatable). It wins over "
+                                                    "a row's preset; a row's other settings win over it."),
     extensions: bool = typer.Option(True, "--extensions/--no-extensions",
                                     help="Also judge prompts with a background and a style."),
     list_rows: bool = typer.Option(False, "--list-rows", help="List the rows and exit."),
