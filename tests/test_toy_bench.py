@@ -138,8 +138,6 @@ def test_every_row_names_a_valid_pack():
 def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
     """The toy base ships joint training as its default; every bench row but no-strategy must still train
     with the paper's subject-prior steps, and a row's own option must beat its preset."""
-    import json as _json
-
     from synmotion_hunyuan.settings import LearnSettings, build
     from synmotion_toy.base import WEIGHTS
     from synmotion_toy.base.i2v import WEIGHTS_I2V
@@ -147,7 +145,7 @@ def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
     from synmotion_toy.bench import ROWS
 
     for weights in (WEIGHTS, WEIGHTS_I2V):     # the shipped bases carry what a retrain would write
-        assert _json.loads((weights / "synmotion.json").read_text())["defaults"] == DEFAULTS, weights
+        assert json.loads((weights / "synmotion.json").read_text())["defaults"] == DEFAULTS, weights
     shipped = DEFAULTS["learn"]
     assert build(LearnSettings, shipped).strategy == "joint"
     resolved = {r.name: build(LearnSettings, shipped, r.options) for r in ROWS if r.options is not None}
