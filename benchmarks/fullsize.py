@@ -103,7 +103,7 @@ def main() -> int:
     sample_peak = torch.cuda.max_memory_allocated() / 1024**3
 
     name = torch.cuda.get_device_name(0)
-    print(f"| GPU | size | LoRA rank | checkpointing | train step (s) | train peak (GiB) | sampling step (s) | sampling peak (GiB) |")
+    print("| GPU | size | LoRA rank | checkpointing | train step (s) | train peak (GiB) | sampling step (s) | sampling peak (GiB) |")
     print("|---|---|---|---|---|---|---|---|")
     print(f"| {name} | {height}x{width}x{args.frames} | {args.rank} | {not args.no_checkpointing} | "
           f"{min(rows):.3f} | {train_peak:.1f} | {min(fwd):.3f} | {sample_peak:.1f} |")

@@ -91,7 +91,7 @@ class Figure:
         if mane := f("mane"):
             self.points["mane"] = on_head((-0.2, 0.0, 0.0))
             self.radius["mane"] = mane["size"] * r
-        if face := f("face"):
+        if f("face"):
             self.points["face"] = on_head((0.42, -0.05, 0.0))
         # Projected head axes for decorations drawn in the picture plane (hair, box head, mane).
         self.head_up = hd[:, :, 1]
@@ -102,7 +102,7 @@ class Figure:
             k = b.torso_radius * (1 - belly["size"]) * 0.95
             self.points["belly_0"] = p["hips"] + apply(pose.torso, np.array([k, 0.12 * b.torso_length, 0.0]))
             self.points["belly_1"] = p["hips"] + apply(pose.torso, np.array([k, 0.82 * b.torso_length, 0.0]))
-        if panel := f("panel"):
+        if f("panel"):
             self.points["panel"] = p["hips"] + apply(pose.torso, np.array([0.55 * b.torso_radius, 0.6 * b.torso_length, 0.0]))
         if ridges := f("ridges"):
             for i in range(ridges["count"]):
