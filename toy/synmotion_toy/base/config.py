@@ -13,7 +13,7 @@ class BaseTrainConfig:
     clips: int = 4320                 # a little more than one of each subject x motion x look combination
     vae_minutes: float = 15.0
     vae_batch: int = 8
-    vae_frames: int = 5               # the VAE trains on 5-frame windows (the first latent frame + one more)
+    vae_frames: int = 5               # 5-frame windows (the first latent frame + one more); whole clips: docs/toy-base.md
     vae_crop: int = 32                # ... and 32x32 crops: it is convolutional, and crops cost a quarter
     vae_lr: float = 1e-3
     vae_subject_weight: float = 4.0   # extra loss weight on the subject's pixels (see train_vae)
