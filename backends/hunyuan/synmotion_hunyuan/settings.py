@@ -89,14 +89,20 @@ class GenSettings:
 # means the paper's row.
 PAPER_STRATEGY = {"strategy": "exclusive", "alpha": 0.75, "spv_updates": "subject"}
 ALL_PARTS = {"motion_residue": True, "subject_residue": True, "refiner": True, "adapter": True}
+
+
+def _paper_row(*off: str) -> dict:
+    """The paper's strategy with every part on except those named in ``off``."""
+    return {**PAPER_STRATEGY, **ALL_PARTS, **dict.fromkeys(off, False)}
+
+
 PRESETS = {
-    "full": {**PAPER_STRATEGY, **ALL_PARTS},
-    "lora-only": {**PAPER_STRATEGY, **ALL_PARTS, "motion_residue": False, "subject_residue": False,
-                  "refiner": False},
+    "full": _paper_row(),
+    "lora-only": _paper_row("motion_residue", "subject_residue", "refiner"),
     "no-strategy": {**ALL_PARTS, "strategy": "joint"},
-    "motion-residue": {**PAPER_STRATEGY, **ALL_PARTS, "subject_residue": False, "refiner": False, "adapter": False},
-    "residues": {**PAPER_STRATEGY, **ALL_PARTS, "refiner": False, "adapter": False},
-    "residues+refiner": {**PAPER_STRATEGY, **ALL_PARTS, "adapter": False},
+    "motion-residue": _paper_row("subject_residue", "refiner", "adapter"),
+    "residues": _paper_row("refiner", "adapter"),
+    "residues+refiner": _paper_row("adapter"),
 }
 
 
