@@ -84,6 +84,34 @@ def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
     assert training["config"]["transformer_subject_weight"] == 4.0
 
 
+def test_train_base_keeps_a_given_vae_and_trains_only_the_transformer(capsys, tmp_path):
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    first = tmp_path / "first"
+    r = run(capsys, "toy", "train-base", first, "--clips", "8", "--vae-minutes", "0.02",
+            "--transformer-minutes", "0.02", "--threads", "1")
+    assert r.code == 0, r.err
+    second = tmp_path / "second"
+    r = run(capsys, "toy", "train-base", second, "--clips", "8", "--vae-from", first, "--subject-weight", "9",
+            "--transformer-minutes", "0.02", "--threads", "1")
+    assert r.code == 0, r.err
+    training = json.loads((second / "synmotion.json").read_text())["training"]
+    assert training["vae_steps"] == 0 and training["vae_from"] == str(first)
+    assert training["config"]["transformer_subject_weight"] == 9.0 and training["transformer_steps"] >= 1
+    old, new = (AutoencoderKLHunyuanVideo.from_pretrained(d / "vae").state_dict() for d in (first, second))
+    # the same clips and seed: renormalising the kept VAE's latents changes nothing that matters
+    for name, value in old.items():
+        torch.testing.assert_close(new[name], value, atol=1e-4, rtol=1e-3, msg=name)
+
+
+def test_train_base_from_a_folder_without_a_vae_fails_at_once(capsys, tmp_path):
+    out = tmp_path / "base"
+    r = run(capsys, "toy", "train-base", out, "--vae-from", tmp_path, "--clips", "8")
+    assert r.code == 2 and r.err.count("\n") <= 2 and "no base with a VAE" in r.err
+    assert not out.exists()
+
+
 def test_train_base_on_a_missing_gpu_fails_before_any_work(capsys, tmp_path):
     import torch
 

@@ -32,7 +32,13 @@ The shipped base was made with the defaults; see docs/toy-base.md for the time i
   synmotion toy train-base ./toy-base
 
   synmotion toy train-base ./toy-base --transformer-minutes 5 --vae-minutes 2    [dim]# a quick trial[/dim]
+
+  synmotion toy train-base ./b --vae-from toy/synmotion_toy/base/weights --subject-weight 9    [dim]# a new transformer[/dim]
 """
+
+
+VAE_FROM_HELP = ("Keep the VAE of this trained toy base and skip the VAE phase: compares transformer recipes "
+                 "on the same latents.")
 
 
 def _cli(*args: str) -> str:
@@ -104,7 +110,10 @@ def train_base_cmd(
     seed: int = typer.Option(0, "--seed"),
     clips: int = typer.Option(BaseTrainConfig.clips, "--clips", help="Rendered training clips."),
     vae_minutes: float = typer.Option(BaseTrainConfig.vae_minutes, "--vae-minutes"),
+    vae_from: Optional[Path] = typer.Option(None, "--vae-from", help=VAE_FROM_HELP),
     transformer_minutes: float = typer.Option(BaseTrainConfig.transformer_minutes, "--transformer-minutes"),
+    subject_weight: float = typer.Option(BaseTrainConfig.transformer_subject_weight, "--subject-weight",
+                                         help="Extra flow-matching loss weight on the subject's latent pixels."),
     threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
     bf16: bool = typer.Option(BaseTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
     device: Device = typer.Option(BaseTrainConfig.device, "--device", help=DEVICE_HELP),
@@ -112,9 +121,9 @@ def train_base_cmd(
     from .base.train import train_base
 
     o = out(False)
-    cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_minutes=vae_minutes,
-                          transformer_minutes=transformer_minutes, threads=threads, mixed_precision=bf16,
-                          device=device.value)
+    cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_from=vae_from, vae_minutes=vae_minutes,
+                          transformer_minutes=transformer_minutes, transformer_subject_weight=subject_weight,
+                          threads=threads, mixed_precision=bf16, device=device.value)
     path = train_base(cfg, report=o.info)
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 
