@@ -33,12 +33,8 @@ The shipped base was made with the defaults; see docs/toy-base.md for the time i
 
   synmotion toy train-base ./toy-base --transformer-minutes 5 --vae-minutes 2    [dim]# a quick trial[/dim]
 
-  synmotion toy train-base ./b --vae-from toy/synmotion_toy/base/weights --subject-weight 9    [dim]# a new transformer[/dim]
+  synmotion toy train-base ./b --vae-from toy --subject-weight 9    [dim]# a new transformer on the shipped VAE[/dim]
 """
-
-
-VAE_FROM_HELP = ("Keep the VAE of this trained toy base and skip the VAE phase: compares transformer recipes "
-                 "on the same latents.")
 
 
 def _cli(*args: str) -> str:
@@ -97,6 +93,8 @@ def quickstart(
 
 BF16_HELP = "bf16 mixed precision where the device computes in bf16 (float32 elsewhere)."
 DEVICE_HELP = "auto: a CUDA GPU where one is at hand, else the CPU. The time budgets stay the same."
+VAE_FROM_HELP = ("Keep the VAE of this trained toy base (toy, or a folder) and skip the VAE phase: compares "
+                 "transformer recipes on the same latents.")
 
 
 class Device(str, enum.Enum):
@@ -110,7 +108,7 @@ def train_base_cmd(
     seed: int = typer.Option(0, "--seed"),
     clips: int = typer.Option(BaseTrainConfig.clips, "--clips", help="Rendered training clips."),
     vae_minutes: float = typer.Option(BaseTrainConfig.vae_minutes, "--vae-minutes"),
-    vae_from: Optional[Path] = typer.Option(None, "--vae-from", help=VAE_FROM_HELP),
+    vae_from: Optional[str] = typer.Option(None, "--vae-from", help=VAE_FROM_HELP),
     transformer_minutes: float = typer.Option(BaseTrainConfig.transformer_minutes, "--transformer-minutes"),
     subject_weight: float = typer.Option(BaseTrainConfig.transformer_subject_weight, "--subject-weight",
                                          help="Extra flow-matching loss weight on the subject's latent pixels."),

@@ -11,7 +11,7 @@ class BaseTrainConfig:
     out: Path
     seed: int = 0
     clips: int = 4320                 # a little more than one of each subject x motion x look combination
-    vae_from: Path | None = None      # a trained toy base whose VAE to keep (its VAE phase skipped), else None
+    vae_from: str | None = None       # a trained toy base ("toy" or a folder) whose VAE to keep, its VAE phase skipped
     vae_minutes: float = 15.0
     vae_batch: int = 8
     vae_frames: int = 5               # 5-frame windows (the first latent frame + one more); whole clips: docs/toy-base.md

@@ -189,18 +189,6 @@ def vae_errors(vae, seed: int, count: int = 12) -> dict:
             "vae_error_elsewhere": round(float(err[~masks].mean()), 2)}
 
 
-def load_vae(base: Path):
-    """The VAE of the toy base in directory ``base``; a clear error where there is none."""
-    from diffusers import AutoencoderKLHunyuanVideo
-
-    if not (Path(base) / "vae" / "config.json").is_file():
-        from synmotion_cli.errors import UsageError
-
-        raise UsageError(f"{base} holds no base with a VAE (no vae/config.json)",
-                         hint="pass a folder written by `synmotion toy train-base`")
-    return AutoencoderKLHunyuanVideo.from_pretrained(Path(base) / "vae")
-
-
 @torch.no_grad()
 def normalize_latent_channels(vae, latents: torch.Tensor) -> torch.Tensor:
     """Give every latent channel zero mean and unit variance over the training set, folded into the VAE.
@@ -297,7 +285,13 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     # Keep a trained base's VAE (loaded first, so a wrong folder fails before any work): transformer recipes are
     # then compared on the same latents, 15 minutes sooner. Its latents are renormalised on this training set
     # below, as a fresh VAE's are (for the set it was trained on, that is the identity).
-    kept_vae = load_vae(cfg.vae_from) if cfg.vae_from else None
+    kept_vae = None
+    if cfg.vae_from:
+        from diffusers import AutoencoderKLHunyuanVideo
+        from synmotion_hunyuan import bases
+
+        kept = bases.resolve(cfg.vae_from)   # a registered name ("toy") or a folder; its errors say what is wrong
+        kept_vae = AutoencoderKLHunyuanVideo.from_pretrained(kept.path / "vae")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -315,10 +309,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 
     t = time.perf_counter()
     vae = parts["vae"].to(device)
-    if cfg.vae_from:
-        vae_info = {"vae_from": str(cfg.vae_from), "vae_steps": 0}
-    else:
-        vae_info = train_vae(vae, clips, masks, cfg, report)
+    vae_info = ({"vae_from": kept.id, "vae_steps": 0} if kept_vae is not None
+                else train_vae(vae, clips, masks, cfg, report))
     vae_info.update(vae_errors(vae, cfg.seed))
     subject = latent_subject_masks(masks, vae.config.temporal_compression_ratio, vae.config.spatial_compression_ratio)
     del masks
@@ -350,8 +342,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         "prompt_template": arch.TEMPLATE, "crop_start": template.crop_start,
         "max_sequence_length": arch.MAX_SEQUENCE_LENGTH,
         "defaults": DEFAULTS,
-        "training": {"config": {k: str(v) if isinstance(v, Path) else v
-                                for k, v in asdict(cfg).items() if k not in ("out", "log")},
+        "training": {"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "log")},
                      "device": device.type,
                      "bf16": cfg.mixed_precision and bf16_supported(device.type),   # what actually ran
                      "timings": timings, **vae_info, **tr, "clips": len(clips), "prompts": len(prompts) - 1},
