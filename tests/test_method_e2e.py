@@ -100,6 +100,13 @@ def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):
     assert r.code == 0 and "packs" not in json.loads(r.out)["metadata"]
 
 
+@pytest.mark.parametrize("option", ["batch=0", "alpha=1.5", "rank=0", "frames=16"])
+def test_learn_rejects_a_bad_setting_in_one_line(capsys, tmp_path, tiny_dir, clips, option):
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "-O", option, "--steps", "2")
+    assert r.code == 2 and f"{option.split('=')[0]}=" in r.err and "Traceback" not in r.err
+    assert json.loads(run(capsys, "packs", "list", "--json").out) == []
+
+
 def test_pack_refuses_another_base(capsys, tmp_path, tiny_dir, clips):
     from synmotion_hunyuan.tiny import save_tiny_pipeline
 
@@ -126,17 +133,19 @@ class _InterruptAt(RecordingReporter):
                 raise KeyboardInterrupt
 
 
-def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_dir, clips):
+@pytest.mark.parametrize("options", [{}, {"batch": 2}])
+def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_dir, clips, options):
     from synmotion_hunyuan.backend import HunyuanBackend
 
     backend = HunyuanBackend()
-    straight = backend.learn(_learn_request(tmp_path / "a", clips, base=str(tiny_dir)), RecordingReporter())
+    straight = backend.learn(_learn_request(tmp_path / "a", clips, base=str(tiny_dir), options=options),
+                             RecordingReporter())
 
-    req = _learn_request(tmp_path / "b", clips, base=str(tiny_dir))
+    req = _learn_request(tmp_path / "b", clips, base=str(tiny_dir), options=options)
     with pytest.raises(Interrupted, match="interrupted at step 5/12"):
         backend.learn(req, _InterruptAt(5))
     assert (req.run_dir / "checkpoint" / "state.json").is_file()
-    resumed = backend.learn(_learn_request(tmp_path / "b", clips, base=str(tiny_dir), resume=True),
+    resumed = backend.learn(_learn_request(tmp_path / "b", clips, base=str(tiny_dir), resume=True, options=options),
                             RecordingReporter())
     a, b = _tensors(straight.files), _tensors(resumed.files)
     assert a.keys() == b.keys()
@@ -193,6 +202,27 @@ def test_spv_steps_change_no_motion_parameter_and_base_stays_frozen(tmp_path, ti
             assert torch.count_nonzero(value) == 0, f"{name}: the adapter learned from SPV steps"
         elif "lora_" not in name:
             assert torch.equal(value, base_weights[name.replace(".base_layer", "")]), name
+
+
+def test_batch_accumulates_that_many_examples_per_step(tmp_path, tiny_dir, clips):
+    """-O batch=3: three forward passes per optimiser step, one loss recorded per step."""
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_hunyuan.tiny import TINY_DEFAULTS
+    from synmotion_hunyuan.training import Trainer
+
+    base = bases.resolve(str(tiny_dir))
+    settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"strategy": "joint", "steps": 2, "batch": 3})
+    pipe = load_pipeline(base, pick_runtime(), training=True)
+    trainer = Trainer(pipe, base, pick_runtime(), settings, _learn_request(tmp_path, clips, base=str(tiny_dir)),
+                      RecordingReporter(), {})
+    trainer.prepare()
+    forwards = []
+    pipe.transformer.register_forward_hook(lambda *_: forwards.append(1))
+    result = trainer.run()
+    assert len(forwards) == 6
+    assert result["metrics"]["steps"] == 2
 
 
 @pytest.mark.parametrize("preset, files, spv", [

@@ -16,6 +16,7 @@ from synmotion_cli.errors import UsageError
 @dataclass(frozen=True)
 class LearnSettings:
     steps: int = 2000
+    batch: int = 1                   # examples per optimiser step (gradients accumulated)
     lr: float = 2e-5
     weight_decay: float = 0.0        # residues are offsets from meaningful embeddings: no pull toward zero
     alpha: float = 0.75              # probability of a user clip per step; else a subject-prior video
@@ -53,7 +54,7 @@ class LearnSettings:
             "strategy": self.strategy in ("exclusive", "joint"),
             "spv_updates": self.spv_updates in ("subject", "subject+refiner"),
             "streams": self.streams in ("both", "dual", "single"),
-            "steps": self.steps >= 1, "rank": self.rank >= 1, "lr": self.lr > 0,
+            "steps": self.steps >= 1, "batch": self.batch >= 1, "rank": self.rank >= 1, "lr": self.lr > 0,
             "frames": self.frames >= 1 and (self.frames - 1) % 4 == 0,
             "height": self.height % 16 == 0 and self.height > 0, "width": self.width % 16 == 0 and self.width > 0,
             "gradient_checkpointing": self.gradient_checkpointing in ("auto", "on", "off"),

@@ -274,21 +274,27 @@ class Trainer:
                     step_state, in_step = generator.get_state(), True
                     use_spv = bool(spv) and bool(torch.rand(1, generator=generator).item() >= s.alpha)
                     pool = spv if use_spv else user
-                    x0, ex = pool[int(torch.randint(len(pool), (1,), generator=generator))]
-                    p = ex.prompt.to(device)
-                    if embedding is not None:
-                        embeds, mask = embedding(p.embeds, p.mask, p.spans, prefix=p.image_embeds,
-                                                 motion_stop_grad=use_spv)
-                    else:
-                        embeds, mask = p.joined()
-                    loss = flow_matching_loss(model, x0, p, embeds, mask, generator, shift=self.shift,
-                                              guidance=s.guidance, autocast=rt.autocast)
-                    if not torch.isfinite(loss):
-                        raise UsageError(f"the loss became {loss.item()} at step {step + 1}",
-                                         hint="lower the learning rate (-O lr=...) and start again")
+                    step_losses = []
+                    # Accumulated, not stacked: SPV prompts have their own role spans and I2V clips their own
+                    # image tokens, which one DualEmbedding call cannot batch; memory stays that of one clip.
+                    for _ in range(s.batch):
+                        x0, ex = pool[int(torch.randint(len(pool), (1,), generator=generator))]
+                        p = ex.prompt.to(device)
+                        if embedding is not None:
+                            embeds, mask = embedding(p.embeds, p.mask, p.spans, prefix=p.image_embeds,
+                                                     motion_stop_grad=use_spv)
+                        else:
+                            embeds, mask = p.joined()
+                        loss = flow_matching_loss(model, x0, p, embeds, mask, generator, shift=self.shift,
+                                                  guidance=s.guidance, autocast=rt.autocast)
+                        if not torch.isfinite(loss):
+                            raise UsageError(f"the loss became {loss.item()} at step {step + 1}",
+                                             hint="lower the learning rate (-O lr=...) and start again")
+                        if loss.requires_grad:
+                            accelerator.backward(loss / s.batch)
+                        step_losses.append(float(loss.item()))
                     # With only a motion path switched on, an SPV step has nothing left to train.
                     if loss.requires_grad:
-                        accelerator.backward(loss)
                         if use_spv:  # the embedding-exclusive rule: only the subject path learns from SPV
                             for q in params:
                                 if id(q) in spv_frozen:
@@ -298,7 +304,7 @@ class Trainer:
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
                     scheduler.step()
-                    losses.append(round(float(loss.item()), 6))
+                    losses.append(round(sum(step_losses) / len(step_losses), 6))
                     done, in_step = step + 1, False
                     reporter.advance(1, loss=_ema(losses), spv=float(use_spv))
                     if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
