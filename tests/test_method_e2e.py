@@ -104,6 +104,7 @@ def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):
 def test_learn_rejects_a_bad_setting_in_one_line(capsys, tmp_path, tiny_dir, clips, option):
     r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "-O", option, "--steps", "2")
     assert r.code == 2 and f"{option.split('=')[0]}=" in r.err and "Traceback" not in r.err
+    assert r.err.count("Error:") == 1 and "at least 1" in r.err
     assert json.loads(run(capsys, "packs", "list", "--json").out) == []
 
 

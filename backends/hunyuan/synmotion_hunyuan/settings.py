@@ -64,8 +64,8 @@ class LearnSettings:
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise UsageError(f"invalid setting(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}",
-                             hint="frames are 4k+1, height/width multiples of 16, alpha in [0, 1]; "
-                                  "at least one trainable part must stay on")
+                             hint="steps, batch and rank are at least 1; frames are 4k+1, height/width multiples "
+                                  "of 16, alpha in [0, 1]; at least one trainable part must stay on")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
