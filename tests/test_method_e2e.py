@@ -100,7 +100,18 @@ def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):
     assert r.code == 0 and "packs" not in json.loads(r.out)["metadata"]
 
 
-@pytest.mark.parametrize("option", ["batch=0", "alpha=1.5", "rank=0", "frames=16"])
+def test_learn_puts_lora_on_the_projections_asked_for(capsys, tmp_path, tiny_dir, clips):
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2", "-O", "projections=kq", "--json")
+    assert r.code == 0, r.err
+    manifest = json.loads(r.out)["manifest"]
+    assert manifest["variants"]["t2v"]["adapter_config"]["projections"] == ["q", "k"]
+    files = dict(line.split("\t") for line in run(capsys, "packs", "path", "clap").out.strip().splitlines())
+    keys = load_file(files["t2v/lora.safetensors"]).keys()
+    projected = {k.split(".attn.")[1].split(".lora_")[0] for k in keys}
+    assert projected == {"to_q", "to_k", "add_q_proj", "add_k_proj"}
+
+
+@pytest.mark.parametrize("option", ["batch=0", "alpha=1.5", "rank=0", "frames=16", "projections=qo"])
 def test_learn_rejects_a_bad_setting_in_one_line(capsys, tmp_path, tiny_dir, clips, option):
     r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "-O", option, "--steps", "2")
     assert r.code == 2 and f"{option.split('=')[0]}=" in r.err and "Traceback" not in r.err

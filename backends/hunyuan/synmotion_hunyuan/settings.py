@@ -28,6 +28,7 @@ class LearnSettings:
     adapter: bool = True
     rank: int = 32
     streams: str = "both"            # LoRA on "both" stream types, or only "dual" / "single"
+    projections: str = "qkv"         # which attention projections get LoRA (any of q, k, v)
     height: int = 320
     width: int = 512
     frames: int = 33
@@ -54,6 +55,7 @@ class LearnSettings:
             "strategy": self.strategy in ("exclusive", "joint"),
             "spv_updates": self.spv_updates in ("subject", "subject+refiner"),
             "streams": self.streams in ("both", "dual", "single"),
+            "projections": bool(self.projections) and set(self.projections) <= set("qkv"),
             "steps": self.steps >= 1, "batch": self.batch >= 1, "rank": self.rank >= 1, "lr": self.lr > 0,
             "frames": self.frames >= 1 and (self.frames - 1) % 4 == 0,
             "height": self.height % 16 == 0 and self.height > 0, "width": self.width % 16 == 0 and self.width > 0,
@@ -65,7 +67,8 @@ class LearnSettings:
         if bad:
             raise UsageError(f"invalid setting(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}",
                              hint="steps, batch and rank are at least 1; frames are 4k+1, height/width multiples "
-                                  "of 16, alpha in [0, 1]; at least one trainable part must stay on")
+                                  "of 16, alpha in [0, 1], projections letters of qkv; at least one trainable part "
+                                  "must stay on")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

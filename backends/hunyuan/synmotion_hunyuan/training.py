@@ -50,6 +50,11 @@ class Example:
     spv: bool
 
 
+def adapter_config(s) -> AdapterConfig:
+    """The LoRA the settings ask for (``projections`` is a string of q, k, v in any order)."""
+    return AdapterConfig(rank=s.rank, streams=s.streams, projections=tuple(p for p in "qkv" if p in s.projections))
+
+
 def flow_matching_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
     """HunyuanVideo's shifted time: sigma = shift*u / (1 + (shift-1)*u), u ~ U(0, 1)."""
     return shift * u / (1 + (shift - 1) * u)
@@ -205,7 +210,7 @@ class Trainer:
             named.update({f"embedding.{n}": p for n, p in self.embedding.named_parameters()})
         if s.adapter:
             torch.manual_seed(self.request.seed)  # LoRA A init draws from the global generator
-            groups["adapter"] = add_motion_adapter(transformer, AdapterConfig(rank=s.rank, streams=s.streams))
+            groups["adapter"] = add_motion_adapter(transformer, adapter_config(s))
             named.update({f"transformer.{n}": p for n, p in transformer.named_parameters() if p.requires_grad})
         else:
             transformer.requires_grad_(False)
@@ -367,7 +372,7 @@ class Trainer:
         if s.adapter:
             files[f"{v}/lora.safetensors"] = save_lora(self.pipe.transformer, out / "lora.safetensors")
             variant["lora"] = f"{v}/lora.safetensors"
-            variant["adapter_config"] = AdapterConfig(rank=s.rank, streams=s.streams).to_dict()
+            variant["adapter_config"] = adapter_config(s).to_dict()
         if self.last_preview is not None:
             files[f"{v}/preview.mp4"] = self.last_preview
             variant["preview"] = f"{v}/preview.mp4"
