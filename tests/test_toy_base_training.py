@@ -105,6 +105,59 @@ def test_train_base_keeps_a_given_vae_and_trains_only_the_transformer(capsys, tm
         torch.testing.assert_close(new[name], value, atol=1e-4, rtol=1e-3, msg=name)
 
 
+def test_train_base_continues_a_base_from_its_own_weights(capsys, tmp_path):
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo, HunyuanVideoTransformer3DModel
+    from transformers import CLIPTextModel, LlamaModel
+
+    first = tmp_path / "first"
+    r = run(capsys, "toy", "train-base", first, "--clips", "8", "--vae-minutes", "0.02",
+            "--transformer-minutes", "0.02", "--threads", "1")
+    assert r.code == 0, r.err
+
+    def weights(folder, part, cls):
+        return cls.from_pretrained(folder / part).state_dict()
+
+    # No transformer steps: the continued base is the first one, so the start really is its weights
+    same = tmp_path / "same"
+    r = run(capsys, "toy", "train-base", same, "--clips", "8", "--from", first, "--seed", "1",
+            "--transformer-minutes", "0", "--threads", "1")
+    assert r.code == 0, r.err
+    training = json.loads((same / "synmotion.json").read_text())["training"]
+    assert training["transformer_from"] == str(first.resolve()) and training["vae_steps"] == 0
+    assert training["transformer_steps"] == 0
+    old = weights(first, "transformer", HunyuanVideoTransformer3DModel)
+    for name, value in weights(same, "transformer", HunyuanVideoTransformer3DModel).items():
+        assert torch.equal(old[name], value), name
+    # ... and it reads the prompts with the same frozen text encoders (a new seed must not draw new ones)
+    for part, cls in (("text_encoder", LlamaModel), ("text_encoder_2", CLIPTextModel)):
+        kept = weights(first, part, cls)
+        assert all(torch.equal(kept[n], v) for n, v in weights(same, part, cls).items()), part
+
+    # Some steps on fresh clips: the transformer moves on from there, the VAE is the first one's
+    more = tmp_path / "more"
+    r = run(capsys, "toy", "train-base", more, "--clips", "8", "--from", first, "--seed", "1", "--lr", "1e-3",
+            "--transformer-minutes", "0.02", "--threads", "1")
+    assert r.code == 0, r.err
+    training = json.loads((more / "synmotion.json").read_text())["training"]
+    assert training["transformer_steps"] >= 1 and training["config"]["lr"] == 1e-3
+    new = weights(more, "transformer", HunyuanVideoTransformer3DModel)
+    assert any(not torch.equal(old[name], new[name]) for name in old)
+    vae_old, vae_new = (weights(d, "vae", AutoencoderKLHunyuanVideo) for d in (first, more))
+    assert set(vae_old) == set(vae_new)
+    # Only the latent normalisation (folded into quant_conv/post_quant_conv) follows the new clips
+    for name in vae_old:
+        if "quant_conv" not in name:
+            assert torch.equal(vae_old[name], vae_new[name]), name
+
+
+def test_train_base_continued_with_another_vae_fails_at_once(capsys, tmp_path):
+    out = tmp_path / "base"
+    r = run(capsys, "toy", "train-base", out, "--from", "toy", "--vae-from", tmp_path, "--clips", "8")
+    assert r.code == 2 and r.err.count("\n") <= 2 and "keeps its own VAE" in r.err
+    assert not out.exists()
+
+
 def test_train_base_from_a_folder_that_is_no_base_fails_at_once(capsys, tmp_path):
     out = tmp_path / "base"
     r = run(capsys, "toy", "train-base", out, "--vae-from", tmp_path, "--clips", "8")

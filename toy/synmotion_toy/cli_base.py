@@ -24,7 +24,8 @@ generate it on another subject; prints where the video and its contact sheet are
   synmotion toy quickstart --motion wave --subject fox ./wave-demo
 """
 
-TRAIN_HELP = """Train the toy base from scratch on the toy world (base motions only), by one reproducible command.
+TRAIN_HELP = """Train the toy base from scratch (or further, with --from) on the toy world (base motions only), by one
+reproducible command.
 The shipped base was made with the defaults; see docs/toy-base.md for the time it takes.
 
 [bold]Examples[/bold]
@@ -34,6 +35,8 @@ The shipped base was made with the defaults; see docs/toy-base.md for the time i
   synmotion toy train-base ./toy-base --transformer-minutes 5 --vae-minutes 2    [dim]# a quick trial[/dim]
 
   synmotion toy train-base ./b --vae-from toy --subject-weight 9    [dim]# a new transformer on the shipped VAE[/dim]
+
+  synmotion toy train-base ./c --from toy --seed 1 --lr 3e-4    [dim]# the shipped base, trained further[/dim]
 """
 
 
@@ -96,6 +99,9 @@ DEVICE_HELP = "auto: a CUDA GPU where one is at hand, else the CPU. The time bud
 VAE_FROM_HELP = ("Keep the VAE of this trained toy base (toy, or a folder) and skip the VAE phase: compares "
                  "transformer recipes on the same latents.")
 
+FROM_HELP = ("Continue this trained toy base (toy, or a folder): keep its VAE and train its transformer further "
+             "on freshly rendered clips (use another --seed for new ones).")
+
 
 class Device(str, enum.Enum):
     auto = "auto"
@@ -109,9 +115,11 @@ def train_base_cmd(
     clips: int = typer.Option(BaseTrainConfig.clips, "--clips", help="Rendered training clips."),
     vae_minutes: float = typer.Option(BaseTrainConfig.vae_minutes, "--vae-minutes"),
     vae_from: Optional[str] = typer.Option(None, "--vae-from", help=VAE_FROM_HELP),
+    init_from: Optional[str] = typer.Option(None, "--from", help=FROM_HELP),
     transformer_minutes: float = typer.Option(BaseTrainConfig.transformer_minutes, "--transformer-minutes"),
     subject_weight: float = typer.Option(BaseTrainConfig.transformer_subject_weight, "--subject-weight",
                                          help="Extra flow-matching loss weight on the subject's latent pixels."),
+    lr: float = typer.Option(BaseTrainConfig.lr, "--lr", help="The transformer's peak learning rate."),
     threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
     bf16: bool = typer.Option(BaseTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
     device: Device = typer.Option(BaseTrainConfig.device, "--device", help=DEVICE_HELP),
@@ -119,7 +127,8 @@ def train_base_cmd(
     from .base.train import train_base
 
     o = out(False)
-    cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_from=vae_from, vae_minutes=vae_minutes,
+    cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_from=vae_from, init_from=init_from,
+                          vae_minutes=vae_minutes, lr=lr,
                           transformer_minutes=transformer_minutes, transformer_subject_weight=subject_weight,
                           threads=threads, mixed_precision=bf16, device=device.value)
     path = train_base(cfg, report=o.info)

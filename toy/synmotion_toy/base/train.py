@@ -30,6 +30,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from synmotion_cli.errors import UsageError
+
 from . import architecture as arch
 from .config import BaseTrainConfig
 from .dataset import items, render_with_masks
@@ -285,13 +287,20 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     # Keep a trained base's VAE (loaded first, so a wrong folder fails before any work): transformer recipes are
     # then compared on the same latents, 15 minutes sooner. Its latents are renormalised on this training set
     # below, as a fresh VAE's are (for the set it was trained on, that is the identity).
-    kept_vae = None
-    if cfg.vae_from:
+    # Continuing a base (``init_from``) keeps its VAE too: its transformer only knows that VAE's latents.
+    if cfg.init_from and cfg.vae_from and cfg.vae_from != cfg.init_from:
+        raise UsageError("a continued base keeps its own VAE", hint="drop --vae-from, or train from scratch")
+    kept_parts = {}
+    if cfg.vae_from or cfg.init_from:
         from diffusers import AutoencoderKLHunyuanVideo
         from synmotion_hunyuan import bases
 
-        kept = bases.resolve(cfg.vae_from)   # a registered name ("toy") or a folder; its errors say what is wrong
-        kept_vae = AutoencoderKLHunyuanVideo.from_pretrained(kept.path / "vae")
+        kept = bases.resolve(cfg.init_from or cfg.vae_from)   # "toy" or a folder; its errors say what is wrong
+        if cfg.init_from:
+            # Every part, frozen text encoders included: the transformer has learnt to read their states.
+            kept_parts = dict(HunyuanVideoPipeline.from_pretrained(kept.path).components)
+        else:
+            kept_parts = {"vae": AutoencoderKLHunyuanVideo.from_pretrained(kept.path / "vae")}
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
@@ -299,9 +308,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     report(f"training on {device.type}")
     timings = {}
     t = time.perf_counter()
-    parts = arch.build_components(cfg.seed)
-    if kept_vae is not None:
-        parts["vae"] = kept_vae
+    parts = {**arch.build_components(cfg.seed), **kept_parts}   # built anyway, so seeding is the same either way
     data = items(cfg.clips, cfg.seed)
     clips, masks = render_with_masks(data)
     timings["render_s"] = round(time.perf_counter() - t, 1)
@@ -309,7 +316,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 
     t = time.perf_counter()
     vae = parts["vae"].to(device)
-    vae_info = ({"vae_from": kept.id, "vae_steps": 0} if kept_vae is not None
+    vae_info = ({"vae_from": kept.id, "vae_steps": 0, "transformer_from": kept.id if cfg.init_from else None}
+                if kept_parts
                 else train_vae(vae, clips, masks, cfg, report))
     vae_info.update(vae_errors(vae, cfg.seed))
     subject = latent_subject_masks(masks, vae.config.temporal_compression_ratio, vae.config.spatial_compression_ratio)
