@@ -99,8 +99,8 @@ DEVICE_HELP = "auto: a CUDA GPU where one is at hand, else the CPU. The time bud
 VAE_FROM_HELP = ("Keep the VAE of this trained toy base (toy, or a folder) and skip the VAE phase: compares "
                  "transformer recipes on the same latents.")
 
-FROM_HELP = ("Continue this trained toy base (toy, or a folder): keep its VAE and train its transformer further "
-             "on freshly rendered clips (use another --seed for new ones).")
+FROM_HELP = ("Continue this trained toy base (toy, or a folder): keep its VAE and text encoders and train its "
+             "transformer further on freshly rendered clips (use another --seed for new ones).")
 
 
 class Device(str, enum.Enum):

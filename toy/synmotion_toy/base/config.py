@@ -12,7 +12,7 @@ class BaseTrainConfig:
     seed: int = 0
     clips: int = 4320                 # a little more than one of each subject x motion x look combination
     vae_from: str | None = None       # a trained toy base ("toy" or a folder) whose VAE to keep, its VAE phase skipped
-    init_from: str | None = None      # a trained toy base to continue: its VAE kept, its transformer trained further
+    init_from: str | None = None      # a trained toy base to continue: its frozen parts kept, its transformer trained further
     vae_minutes: float = 15.0
     vae_batch: int = 8
     vae_frames: int = 5               # 5-frame windows (the first latent frame + one more); whole clips: docs/toy-base.md

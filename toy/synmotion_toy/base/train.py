@@ -284,10 +284,10 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     from synmotion_hunyuan.text_encoding import PromptEncoder, PromptTemplate
     from synmotion_hunyuan.tiny import crop_start_for
 
-    # Keep a trained base's VAE (loaded first, so a wrong folder fails before any work): transformer recipes are
-    # then compared on the same latents, 15 minutes sooner. Its latents are renormalised on this training set
-    # below, as a fresh VAE's are (for the set it was trained on, that is the identity).
-    # Continuing a base (``init_from``) keeps its VAE too: its transformer only knows that VAE's latents.
+    # Parts kept from a trained base are loaded first, so a wrong folder fails before any work. ``vae_from`` keeps
+    # its VAE: transformer recipes are then compared on the same latents, 15 minutes sooner. ``init_from`` keeps
+    # every part and trains its transformer further. Either way the latents are renormalised on this training
+    # set below, as a fresh VAE's are (for the set it was trained on, that is the identity).
     if cfg.init_from and cfg.vae_from and cfg.vae_from != cfg.init_from:
         raise UsageError("a continued base keeps its own VAE", hint="drop --vae-from, or train from scratch")
     kept_parts = {}
@@ -317,8 +317,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     t = time.perf_counter()
     vae = parts["vae"].to(device)
     vae_info = ({"vae_from": kept.id, "vae_steps": 0, "transformer_from": kept.id if cfg.init_from else None}
-                if kept_parts
-                else train_vae(vae, clips, masks, cfg, report))
+                if "vae" in kept_parts else train_vae(vae, clips, masks, cfg, report))
     vae_info.update(vae_errors(vae, cfg.seed))
     subject = latent_subject_masks(masks, vae.config.temporal_compression_ratio, vae.config.spatial_compression_ratio)
     del masks
