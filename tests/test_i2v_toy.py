@@ -14,13 +14,28 @@ from conftest_tiny import SEED, tiny_dir, toy_video_latents  # noqa: F401  (sess
 pytest.importorskip("synmotion_toy")
 
 
+def test_token_replace_transformer_starts_from_the_text_to_video_weights(tiny_dir):
+    """token_replace adds no parameter: every weight is T2V's, and only frame 0's modulation differs."""
+    from diffusers import HunyuanVideoTransformer3DModel
+    from synmotion_toy.base.i2v import widen
+
+    t2v = HunyuanVideoTransformer3DModel.from_pretrained(tiny_dir / "transformer")
+    i2v = widen(t2v, "token_replace")
+    assert i2v.config.image_condition_type == "token_replace" and i2v.config.in_channels == t2v.config.in_channels
+    weights = t2v.state_dict()
+    assert i2v.state_dict().keys() == weights.keys()
+    assert all(torch.equal(v, weights[k]) for k, v in i2v.state_dict().items())
+    with pytest.raises(ValueError, match="unknown image condition"):
+        widen(t2v, "channel_concat")
+
+
 def test_widened_transformer_starts_as_the_text_to_video_one(tiny_dir):
     """The image-latent and mask channels are zero-initialised: whatever they hold, the output is T2V's."""
     from diffusers import HunyuanVideoTransformer3DModel
     from synmotion_toy.base.i2v import widen
 
     t2v = HunyuanVideoTransformer3DModel.from_pretrained(tiny_dir / "transformer")
-    i2v = widen(t2v)
+    i2v = widen(t2v, "latent_concat")
     assert i2v.config.in_channels == 9 and i2v.config.image_condition_type == "latent_concat"
     latents, _ = toy_video_latents(SEED)
     generator = torch.Generator().manual_seed(1)
@@ -34,14 +49,15 @@ def test_widened_transformer_starts_as_the_text_to_video_one(tiny_dir):
     assert torch.equal(expected, got)
 
 
-def test_train_i2v_base_command_writes_a_loadable_base(capsys, tmp_path):
-    """The real command on the shipped toy base, with a budget of a few steps."""
+@pytest.mark.parametrize("condition", ["token_replace", "latent_concat"])
+def test_train_i2v_base_command_writes_a_loadable_base(capsys, tmp_path, condition):
+    """The real command on the shipped toy base, with a budget of a few steps, for either image condition."""
     from synmotion_hunyuan import bases
     from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
 
     out = tmp_path / "toy-i2v"
     r = run(capsys, "toy", "train-i2v-base", out, "--minutes", "0.03", "--clips", "4", "--batch", "2",
-            "--threads", "1")
+            "--threads", "1", "--condition", condition)
     assert r.code == 0, r.err
     assert r.out.strip() == str(out)
     info = json.loads((out / "synmotion.json").read_text())
@@ -50,6 +66,7 @@ def test_train_i2v_base_command_writes_a_loadable_base(capsys, tmp_path):
     spec = bases.resolve(str(out))
     assert bases.t2v_partner(spec) == "toy"
     pipe = load_pipeline(spec, pick_runtime(), training=False, i2v=True)
+    assert pipe.transformer.config.image_condition_type == condition
     toy = load_pipeline(bases.resolve("toy"), pick_runtime(), training=False)
     # the same frozen Llama inside the Llava, the same VAE
     llama = pipe.text_encoder.model.language_model.state_dict()

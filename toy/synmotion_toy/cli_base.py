@@ -109,6 +109,15 @@ class Device(str, enum.Enum):
     cuda = "cuda"
 
 
+class Condition(str, enum.Enum):   # synmotion_toy.base.i2v.CONDITIONS, named here so --help needs no torch
+    token_replace = "token_replace"
+    latent_concat = "latent_concat"
+
+
+CONDITION_HELP = ("How the image conditions the video, as in HunyuanVideo-I2V: token_replace (latent frame 0 is "
+                  "the clean image) or latent_concat (image latents beside the noisy ones, a new input channel block).")
+
+
 def train_base_cmd(
     folder: Path = typer.Argument(..., help="Where to write the trained base (a diffusers directory)."),
     seed: int = typer.Option(0, "--seed"),
@@ -135,7 +144,7 @@ def train_base_cmd(
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 
 
-TRAIN_I2V_HELP = """Make the toy image-to-video base from the toy base (its transformer widened for the image latents,
+TRAIN_I2V_HELP = """Make the toy image-to-video base from the toy base (its transformer conditioned on the image latent,
 a Llava around the same Llama) and fine-tune it on toy clips conditioned on their first frame, by one
 reproducible command. Installed as the base `toy-i2v` when written to its package folder.
 
@@ -157,12 +166,13 @@ def train_i2v_base_cmd(
     threads: int = typer.Option(I2VTrainConfig.threads, "--threads"),
     bf16: bool = typer.Option(I2VTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
     device: Device = typer.Option(I2VTrainConfig.device, "--device", help=DEVICE_HELP),
+    condition: Condition = typer.Option(I2VTrainConfig.condition, "--condition", help=CONDITION_HELP),
 ) -> None:
     from .base.i2v import train_i2v_base
 
     o = out(False)
     cfg = I2VTrainConfig(out=folder, t2v=t2v, seed=seed, clips=clips, minutes=minutes, batch=batch, threads=threads,
-                         mixed_precision=bf16, device=device.value)
+                         mixed_precision=bf16, device=device.value, condition=condition.value)
     path = train_i2v_base(cfg, report=o.info)
     o.emit({"path": str(path)}, lambda c: c.print(str(path), highlight=False, markup=False))
 

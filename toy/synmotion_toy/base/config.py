@@ -49,3 +49,4 @@ class I2VTrainConfig:
     threads: int = 2
     mixed_precision: bool = True
     device: str = "auto"
+    condition: str = "token_replace"  # how the image conditions the video: token_replace or latent_concat (i2v.py)

@@ -1,9 +1,13 @@
 """The toy image-to-video base (``toy-i2v``), made from the toy base the way HunyuanVideo-I2V is made from
 HunyuanVideo, by one reproducible command (`synmotion toy train-i2v-base`):
 
-- transformer: the trained toy transformer with ``image_condition_type="latent_concat"``. Its patch
-  embedding now reads ``[noisy latents, image latents, frame-0 mask]`` (2C+1 channels); the new input
-  channels start at zero, so before fine-tuning it computes exactly what the text-to-video model does.
+- transformer: the trained toy transformer with one of the two image conditions HunyuanVideo-I2V has
+  (``--condition``). ``token_replace`` (the default, as in ``hunyuanvideo-community/HunyuanVideo-I2V``):
+  latent frame 0 is the clean image latent and its tokens are modulated as at time 0, so the subject of the
+  image is in every denoising step unchanged; the weights are the text-to-video ones as they are.
+  ``latent_concat`` (HunyuanVideo-I2V's first release): the patch embedding reads ``[noisy latents, image
+  latents, frame-0 mask]`` (2C+1 channels) and the new input channels start at zero. Either way, before
+  fine-tuning it computes what the text-to-video model does on the frames it denoises.
 - text encoder: a ``LlavaForConditionalGeneration`` around the SAME frozen Llama weights as the toy base,
   with a tiny frozen random CLIP vision tower; the template puts the ``<image>`` tokens in the system turn.
 - VAE, CLIP text encoder, tokenizers and scheduler: the toy base's own.
@@ -43,11 +47,20 @@ def weights_dir() -> Path:
     return WEIGHTS_I2V
 
 
-def widen(transformer):
-    """The text-to-video transformer as a ``latent_concat`` image-to-video one that starts as its exact copy."""
+CONDITIONS = ("token_replace", "latent_concat")
+
+
+def widen(transformer, condition: str = "token_replace"):
+    """The text-to-video transformer as an image-to-video one (``condition``) that starts from its weights."""
     import torch
     from diffusers import HunyuanVideoTransformer3DModel
 
+    if condition == "token_replace":  # same parameters; only frame 0's modulation differs
+        image = HunyuanVideoTransformer3DModel.from_config({**transformer.config, "image_condition_type": condition})
+        image.load_state_dict(transformer.state_dict(), strict=True)
+        return image
+    if condition != "latent_concat":
+        raise ValueError(f"unknown image condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
     channels = transformer.config.in_channels
     config = {**transformer.config, "in_channels": 2 * channels + 1, "image_condition_type": "latent_concat"}
     wide = HunyuanVideoTransformer3DModel.from_config(config)
@@ -59,7 +72,7 @@ def widen(transformer):
     return wide
 
 
-def build_components(t2v_dir: Path, seed: int = 0) -> dict:
+def build_components(t2v_dir: Path, seed: int = 0, condition: str = "token_replace") -> dict:
     """The image-to-video pipeline's components, before fine-tuning."""
     import torch
     from diffusers import HunyuanVideoPipeline
@@ -70,7 +83,7 @@ def build_components(t2v_dir: Path, seed: int = 0) -> dict:
         torch.manual_seed(seed)
         text_encoder = llava_around(t2v.text_encoder, t2v.tokenizer, image_size=VISION_SIZE, patch_size=VISION_PATCH,
                                     vision_hidden=VISION_HIDDEN).requires_grad_(False)
-    return dict(transformer=widen(t2v.transformer), vae=t2v.vae, scheduler=t2v.scheduler,
+    return dict(transformer=widen(t2v.transformer, condition), vae=t2v.vae, scheduler=t2v.scheduler,
                 text_encoder=text_encoder, tokenizer=t2v.tokenizer, text_encoder_2=t2v.text_encoder_2,
                 tokenizer_2=t2v.tokenizer_2, image_processor=clip_image_processor(VISION_SIZE))
 
@@ -106,7 +119,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     t2v_info = json.loads((t2v_dir / "synmotion.json").read_text())
     timings = {}
     t = time.perf_counter()
-    parts = build_components(t2v_dir, cfg.seed)
+    parts = build_components(t2v_dir, cfg.seed, cfg.condition)
     pipe = HunyuanVideoImageToVideoPipeline(**parts)
     info = {**template_config(parts["tokenizer"], int(t2v_info.get("max_sequence_length", arch.MAX_SEQUENCE_LENGTH))),
             # the base that draws condition images for subject-prior videos: the one this was made from
