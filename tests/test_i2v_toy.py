@@ -17,25 +17,25 @@ pytest.importorskip("synmotion_toy")
 def test_token_replace_transformer_starts_from_the_text_to_video_weights(tiny_dir):
     """token_replace adds no parameter: every weight is T2V's, and only frame 0's modulation differs."""
     from diffusers import HunyuanVideoTransformer3DModel
-    from synmotion_toy.base.i2v import widen
+    from synmotion_toy.base.i2v import image_to_video_transformer
 
     t2v = HunyuanVideoTransformer3DModel.from_pretrained(tiny_dir / "transformer")
-    i2v = widen(t2v, "token_replace")
+    i2v = image_to_video_transformer(t2v, "token_replace")
     assert i2v.config.image_condition_type == "token_replace" and i2v.config.in_channels == t2v.config.in_channels
     weights = t2v.state_dict()
     assert i2v.state_dict().keys() == weights.keys()
     assert all(torch.equal(v, weights[k]) for k, v in i2v.state_dict().items())
     with pytest.raises(ValueError, match="unknown image condition"):
-        widen(t2v, "channel_concat")
+        image_to_video_transformer(t2v, "channel_concat")
 
 
-def test_widened_transformer_starts_as_the_text_to_video_one(tiny_dir):
+def test_latent_concat_transformer_starts_as_the_text_to_video_one(tiny_dir):
     """The image-latent and mask channels are zero-initialised: whatever they hold, the output is T2V's."""
     from diffusers import HunyuanVideoTransformer3DModel
-    from synmotion_toy.base.i2v import widen
+    from synmotion_toy.base.i2v import image_to_video_transformer
 
     t2v = HunyuanVideoTransformer3DModel.from_pretrained(tiny_dir / "transformer")
-    i2v = widen(t2v, "latent_concat")
+    i2v = image_to_video_transformer(t2v, "latent_concat")
     assert i2v.config.in_channels == 9 and i2v.config.image_condition_type == "latent_concat"
     latents, _ = toy_video_latents(SEED)
     generator = torch.Generator().manual_seed(1)

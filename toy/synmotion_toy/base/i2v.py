@@ -1,13 +1,13 @@
 """The toy image-to-video base (``toy-i2v``), made from the toy base the way HunyuanVideo-I2V is made from
 HunyuanVideo, by one reproducible command (`synmotion toy train-i2v-base`):
 
-- transformer: the trained toy transformer with one of the two image conditions HunyuanVideo-I2V has
-  (``--condition``). ``token_replace`` (the default, as in ``hunyuanvideo-community/HunyuanVideo-I2V``):
-  latent frame 0 is the clean image latent and its tokens are modulated as at time 0, so the subject of the
-  image is in every denoising step unchanged; the weights are the text-to-video ones as they are.
-  ``latent_concat`` (HunyuanVideo-I2V's first release): the patch embedding reads ``[noisy latents, image
-  latents, frame-0 mask]`` (2C+1 channels) and the new input channels start at zero. Either way, before
-  fine-tuning it computes what the text-to-video model does on the frames it denoises.
+- transformer: the trained toy transformer with one of the two image conditions diffusers' HunyuanVideo-I2V
+  knows (``--condition``). ``token_replace`` (the default): latent frame 0 is the clean image latent and its
+  tokens are modulated as at time 0, so the image's subject is in every denoising step unchanged; the weights
+  are the text-to-video ones as they are (it measured better on the toy world: docs/toy-base.md).
+  ``latent_concat``: the patch embedding reads ``[noisy latents, image latents, frame-0 mask]`` (2C+1
+  channels) and the new input channels start at zero, so before fine-tuning it computes exactly what the
+  text-to-video model does.
 - text encoder: a ``LlavaForConditionalGeneration`` around the SAME frozen Llama weights as the toy base,
   with a tiny frozen random CLIP vision tower; the template puts the ``<image>`` tokens in the system turn.
 - VAE, CLIP text encoder, tokenizers and scheduler: the toy base's own.
@@ -50,7 +50,7 @@ def weights_dir() -> Path:
 CONDITIONS = ("token_replace", "latent_concat")
 
 
-def widen(transformer, condition: str = "token_replace"):
+def image_to_video_transformer(transformer, condition: str = "token_replace"):
     """The text-to-video transformer as an image-to-video one (``condition``) that starts from its weights."""
     import torch
     from diffusers import HunyuanVideoTransformer3DModel
@@ -83,7 +83,7 @@ def build_components(t2v_dir: Path, seed: int = 0, condition: str = "token_repla
         torch.manual_seed(seed)
         text_encoder = llava_around(t2v.text_encoder, t2v.tokenizer, image_size=VISION_SIZE, patch_size=VISION_PATCH,
                                     vision_hidden=VISION_HIDDEN).requires_grad_(False)
-    return dict(transformer=widen(t2v.transformer, condition), vae=t2v.vae, scheduler=t2v.scheduler,
+    return dict(transformer=image_to_video_transformer(t2v.transformer, condition), vae=t2v.vae, scheduler=t2v.scheduler,
                 text_encoder=text_encoder, tokenizer=t2v.tokenizer, text_encoder_2=t2v.text_encoder_2,
                 tokenizer_2=t2v.tokenizer_2, image_processor=clip_image_processor(VISION_SIZE))
 
