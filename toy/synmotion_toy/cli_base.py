@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 from synmotion_cli.commands._common import JSON, out
 
-from .base.config import BaseTrainConfig, I2VTrainConfig
+from .base.config import I2V_CONDITIONS, BaseTrainConfig, I2VTrainConfig
 
 QUICKSTART_HELP = """Render clips of a person doing a motion the toy base has never seen, learn it as a pack, and
 generate it on another subject; prints where the video and its contact sheet are.
@@ -109,9 +109,7 @@ class Device(str, enum.Enum):
     cuda = "cuda"
 
 
-class Condition(str, enum.Enum):   # synmotion_toy.base.i2v.CONDITIONS, named here so --help needs no torch
-    token_replace = "token_replace"
-    latent_concat = "latent_concat"
+Condition = enum.Enum("Condition", {c: c for c in I2V_CONDITIONS}, type=str)   # Typer lists an enum's choices
 
 
 CONDITION_HELP = ("How the image conditions the video, as in HunyuanVideo-I2V: token_replace (latent frame 0 is "

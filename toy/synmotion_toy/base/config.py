@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# How an image-to-video base reads its image (diffusers' ``image_condition_type``); the first is the default.
+I2V_CONDITIONS = ("token_replace", "latent_concat")
+
 
 @dataclass
 class BaseTrainConfig:
@@ -49,4 +52,4 @@ class I2VTrainConfig:
     threads: int = 2
     mixed_precision: bool = True
     device: str = "auto"
-    condition: str = "token_replace"  # how the image conditions the video: token_replace or latent_concat (i2v.py)
+    condition: str = I2V_CONDITIONS[0]  # one of I2V_CONDITIONS (what each does: i2v.py)

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .config import I2VTrainConfig
+from .config import I2V_CONDITIONS, I2VTrainConfig
 
 WEIGHTS_I2V = Path(__file__).with_name("weights-i2v")
 TEMPLATE_I2V = ("<|start_header_id|>system<|end_header_id|>\n\n<image>\nDescribe the video.<|eot_id|>"
@@ -47,10 +47,7 @@ def weights_dir() -> Path:
     return WEIGHTS_I2V
 
 
-CONDITIONS = ("token_replace", "latent_concat")
-
-
-def image_to_video_transformer(transformer, condition: str = "token_replace"):
+def image_to_video_transformer(transformer, condition: str):
     """The text-to-video transformer as an image-to-video one (``condition``) that starts from its weights."""
     import torch
     from diffusers import HunyuanVideoTransformer3DModel
@@ -60,9 +57,9 @@ def image_to_video_transformer(transformer, condition: str = "token_replace"):
         image.load_state_dict(transformer.state_dict(), strict=True)
         return image
     if condition != "latent_concat":
-        raise ValueError(f"unknown image condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
+        raise ValueError(f"unknown image condition {condition!r}; choose one of {', '.join(I2V_CONDITIONS)}")
     channels = transformer.config.in_channels
-    config = {**transformer.config, "in_channels": 2 * channels + 1, "image_condition_type": "latent_concat"}
+    config = {**transformer.config, "in_channels": 2 * channels + 1, "image_condition_type": condition}
     wide = HunyuanVideoTransformer3DModel.from_config(config)
     state = transformer.state_dict()
     weight = state["x_embedder.proj.weight"]
@@ -72,7 +69,7 @@ def image_to_video_transformer(transformer, condition: str = "token_replace"):
     return wide
 
 
-def build_components(t2v_dir: Path, seed: int = 0, condition: str = "token_replace") -> dict:
+def build_components(t2v_dir: Path, seed: int, condition: str) -> dict:
     """The image-to-video pipeline's components, before fine-tuning."""
     import torch
     from diffusers import HunyuanVideoPipeline
@@ -83,8 +80,8 @@ def build_components(t2v_dir: Path, seed: int = 0, condition: str = "token_repla
         torch.manual_seed(seed)
         text_encoder = llava_around(t2v.text_encoder, t2v.tokenizer, image_size=VISION_SIZE, patch_size=VISION_PATCH,
                                     vision_hidden=VISION_HIDDEN).requires_grad_(False)
-    return dict(transformer=image_to_video_transformer(t2v.transformer, condition), vae=t2v.vae, scheduler=t2v.scheduler,
-                text_encoder=text_encoder, tokenizer=t2v.tokenizer, text_encoder_2=t2v.text_encoder_2,
+    return dict(transformer=image_to_video_transformer(t2v.transformer, condition), vae=t2v.vae,
+                scheduler=t2v.scheduler, text_encoder=text_encoder, tokenizer=t2v.tokenizer, text_encoder_2=t2v.text_encoder_2,
                 tokenizer_2=t2v.tokenizer_2, image_processor=clip_image_processor(VISION_SIZE))
 
 
