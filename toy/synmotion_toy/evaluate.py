@@ -85,7 +85,7 @@ class Generator:
                                                        variant=self.variant, image=image)
         return sample(self.pipe, embeds, mask, pooled, height=s.height, width=s.width, frames=s.frames,
                       steps=s.steps, guidance=s.guidance, seed=seed, negative=self.negative,
-                      true_cfg_scale=s.true_cfg_scale, image=image)
+                      true_cfg_scale=s.true_cfg_scale, cfg_negative=s.cfg_negative, image=image)
 
 
 def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=None, motions=None) -> dict:

@@ -222,11 +222,13 @@ class HunyuanBackend:
         t0 = time.perf_counter()
         frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
                         frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed,
-                        negative=negative, true_cfg_scale=settings.true_cfg_scale, image=image)
+                        negative=negative, true_cfg_scale=settings.true_cfg_scale,
+                        cfg_negative=settings.cfg_negative, image=image)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
         return GenResult(frames=frames, fps=settings.fps, metadata={
             "prompt": text, "base": base.id, "base_fingerprint": base.fingerprint, "backend": self.name,
             "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
+            "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters else "",
             "embedding_from": used or "", "image": request.image.name if i2v else "",
             "adapters": len(adapters)})  # no timings: the same seed and packs must give the same file

@@ -79,10 +79,17 @@ class GenSettings:
     steps: int = 30
     guidance: float = 6.0            # HunyuanVideo's embedded (distilled) guidance
     true_cfg_scale: float = 1.0      # > 1: classifier-free guidance against the empty prompt
+    cfg_negative: str = "pack"       # that guidance's negative pass: "pack" (packs' adapters on) | "base" (off)
     height: int = 320
     width: int = 512
     frames: int = 33
     fps: float = 8.0
+
+    def __post_init__(self):
+        if self.cfg_negative not in ("base", "pack"):
+            raise UsageError(f"invalid setting: cfg_negative={self.cfg_negative!r}",
+                             hint="cfg_negative is 'pack' (adapters in both passes, the default) or 'base' (the negative "
+                                  "pass without them)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
