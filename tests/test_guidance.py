@@ -93,3 +93,23 @@ def test_gen_takes_cfg_negative_from_the_command_line(capsys, tmp_path, tiny_dir
     r = run(capsys, *common, "-O", "cfg_negative=both", "-o", tmp_path / "b.mp4")
     assert r.code == 2 and "cfg_negative='both'" in r.err and r.err.count("Error:") == 1
     assert not (tmp_path / "b.mp4").exists()
+
+
+@pytest.mark.parametrize("condition", ["latent_concat", "token_replace"])
+def test_guidance_against_base_on_an_image_to_video_base(tmp_path, condition):
+    from conftest_tiny import load_pipe
+    from synmotion_hunyuan.tiny import save_tiny_pipeline
+
+    pipe = load_pipe(save_tiny_pipeline(tmp_path / "i2v", i2v=True, condition=condition), i2v=True)
+    image = (np.random.default_rng(0).random((16, 32, 3)) * 255).astype(np.uint8)
+    encoder = PromptEncoder.from_pipeline(pipe)
+    positive = encoder.encode("a panda claps", image=image)
+
+    def video(mode):
+        return sample(pipe, *positive.joined(), positive.pooled, height=16, width=32, frames=5, steps=2,
+                      guidance=1.0, seed=0, negative=encoder.negative(), true_cfg_scale=4.0, cfg_negative=mode,
+                      image=image)
+
+    np.testing.assert_array_equal(video("base"), video("pack"))
+    _trained_adapter(pipe.transformer)
+    assert np.abs(video("base").astype(int) - video("pack").astype(int)).max() > 0
