@@ -18,6 +18,7 @@ from synmotion_cli.prompts import compose, parse_roles
 
 from .adapters import load_lora
 from .embedding import DualEmbedding
+from .settings import CFG_NEGATIVES
 from .text_encoding import PromptEncoder
 
 
@@ -121,7 +122,7 @@ def guidance_against_base(transformer, negative: dict, scale: float):
 
 
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
-           true_cfg_scale: float = 1.0, cfg_negative: str = "pack", output_type: str = "np", image=None):
+           true_cfg_scale: float = 1.0, cfg_negative: str = CFG_NEGATIVES[0], output_type: str = "np", image=None):
     """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3), or latents.
 
     ``negative`` (embeds, mask, pooled) with ``true_cfg_scale`` > 1 adds classifier-free guidance; bases
@@ -130,8 +131,8 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     diffusers does) or "base" (without them, ``guidance_against_base``).
     ``image`` (uint8 (height, width, 3), I2V pipelines only) is the first frame; ``frames`` frames come back.
     """
-    if cfg_negative not in ("base", "pack"):
-        raise ValueError(f"cfg_negative is 'base' or 'pack', not {cfg_negative!r}")
+    if cfg_negative not in CFG_NEGATIVES:
+        raise ValueError(f"cfg_negative is one of {CFG_NEGATIVES}, not {cfg_negative!r}")
     device, dtype = pipe.transformer.device, pipe.transformer.dtype
     generator = torch.Generator("cpu").manual_seed(seed)
     extra = {}

@@ -74,19 +74,24 @@ class LearnSettings:
         return dataclasses.asdict(self)
 
 
+# What the negative pass of classifier-free guidance runs when packs are applied: the base with the packs'
+# adapters (diffusers' usual, the default) or the plain base (sampling.guidance_against_base).
+CFG_NEGATIVES = ("pack", "base")
+
+
 @dataclass(frozen=True)
 class GenSettings:
     steps: int = 30
     guidance: float = 6.0            # HunyuanVideo's embedded (distilled) guidance
     true_cfg_scale: float = 1.0      # > 1: classifier-free guidance against the empty prompt
-    cfg_negative: str = "pack"       # that guidance's negative pass: "pack" (packs' adapters on) | "base" (off)
+    cfg_negative: str = CFG_NEGATIVES[0]   # that guidance's negative pass: one of CFG_NEGATIVES
     height: int = 320
     width: int = 512
     frames: int = 33
     fps: float = 8.0
 
     def __post_init__(self):
-        if self.cfg_negative not in ("base", "pack"):
+        if self.cfg_negative not in CFG_NEGATIVES:
             raise UsageError(f"invalid setting: cfg_negative={self.cfg_negative!r}",
                              hint="cfg_negative is 'pack' (adapters in both passes, the default) or 'base' (the negative "
                                   "pass without them)")
