@@ -71,11 +71,13 @@ def test_frame_features_are_unit_vectors_per_frame():
 def test_bench_end_to_end_on_a_tiny_budget(capsys, tmp_path, isolated_home):
     out = tmp_path / "bench"
     r = run(capsys, "toy", "bench", "-o", out, "-m", "clap", "-r", "base", "-r", "full", "--subjects", "1",
-            "--seeds", "2", "--steps", "2", "--clips", "2", "-O", "spv_count=2", "-O", "spv_steps=2", "--json")
+            "--seeds", "2", "--steps", "2", "--clips", "2", "-O", "spv_count=2", "-O", "spv_steps=2",
+            "-G", "cfg_negative=base", "--pack-weight", "1.5", "--json")
     assert r.code == 0, r.err
     data = json.loads(r.out)
     assert list(data["rows"]) == ["base", "full"]
     assert data["plan"]["motions"] == ["clap"] and data["plan"]["subjects"] == ["panda"]
+    assert data["plan"]["gen_options"] == {"cfg_negative": "base"} and data["plan"]["pack_weight"] == 1.5
     base, full = data["rows"]["base"], data["rows"]["full"]
     assert base["learn_s"] is None and full["learn_s"] > 0
     for row in (base, full):
@@ -95,6 +97,9 @@ def test_bench_end_to_end_on_a_tiny_budget(capsys, tmp_path, isolated_home):
     (["-r", "nonsense"], "unknown bench row"),
     (["-m", "walk"], "base motion"),
     (["-m", "moonwalk"], "moonwalk"),
+    (["-G", "cfg_negative=both"], "cfg_negative"),
+    (["-G", "strength=2"], "unknown option"),
+    (["--pack-weight", "-1"], "pack-weight"),
 ])
 def test_bench_refuses_bad_rows_and_motions(capsys, tmp_path, args, words):
     r = run(capsys, "toy", "bench", "-o", tmp_path / "b", *args)
@@ -156,3 +161,11 @@ def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
     assert resolved["spv-subject+refiner"].spv_updates == "subject+refiner"
     assert resolved["lora-only"].adapter and not resolved["lora-only"].refiner
     assert not resolved["residues+refiner"].adapter and resolved["residues+refiner"].refiner
+
+
+def test_generator_takes_generation_settings_over_the_bases_defaults():
+    from synmotion_toy.evaluate import Generator
+
+    gen = Generator("toy", options={"cfg_negative": "base", "steps": "3"})
+    assert (gen.settings.cfg_negative, gen.settings.steps) == ("base", 3)
+    assert gen.settings.true_cfg_scale == 4.0 and (gen.settings.height, gen.settings.width) == (64, 64)

@@ -71,11 +71,13 @@ class BenchPlan:
     options: dict = field(default_factory=dict)   # learn options for every row: beat a row's preset, not its keys
     extensions: list[tuple[str, str]] = field(default_factory=list)   # (background, style) pairs
     extension_subjects: int | None = None   # how many subjects get a background/style prompt (None: all)
+    gen_options: dict = field(default_factory=dict)   # generation settings for every row (`gen -O`)
+    pack_weight: float = 1.0         # every pack's weight at generation (`gen --pack NAME:W`)
 
     def to_dict(self) -> dict:
         return {"motions": self.motions, "rows": [r.name for r in self.rows], "subjects": self.subjects,
                 "seeds": self.seeds, "clips": self.clips, "steps": self.steps, "seed": self.seed,
-                "options": self.options,
+                "options": self.options, "gen_options": self.gen_options, "pack_weight": self.pack_weight,
                 "extensions": [list(e) for e in self.extensions], "extension_subjects": self.extension_subjects}
 
 
@@ -202,7 +204,8 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
     work = out_dir / "work"
     judges = load_judges()
     # The text-to-video base, and the image-to-video one only when a row needs it.
-    generators = {i2v: Generator("toy-i2v" if i2v else "toy", i2v=i2v) for i2v in sorted({r.i2v for r in plan.rows})}
+    generators = {i2v: Generator("toy-i2v" if i2v else "toy", i2v=i2v, options=plan.gen_options)
+                  for i2v in sorted({r.i2v for r in plan.rows})}
     references = {m: _reference(m, plan, judges, work) for m in plan.motions}
     results: dict = {"plan": plan.to_dict(), "date": time.strftime("%Y-%m-%d"),
                      "machine": f"{os.cpu_count()} CPU cores", "rows": {},
@@ -220,7 +223,8 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
                                                   options={**plan.options, **row.options}, name=pack_name(motion, row),
                                                   steps=plan.steps, i2v=row.i2v)
                 learn_s.append(seconds)
-                packs = (PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files),)
+                packs = (PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files,
+                                 weight=plan.pack_weight),)
             reporter.stage(f"[{done}/{total}] {row.name}: generating {motion}")
             strips.append((f"reference clip: {prompt_for('person', MOTIONS[motion])}", references[motion]["first"]))
             prompts = [(s, None, None, prompt_for(s, MOTIONS[motion])) for s in plan.subjects]

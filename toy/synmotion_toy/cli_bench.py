@@ -47,6 +47,11 @@ def bench(
     option: Optional[List[str]] = typer.Option(None, "--option", "-O",
                                                help="Learn option key=value for every row (repeatable). It wins over "
                                                     "a row's preset; a row's other settings win over it."),
+    gen_option: Optional[List[str]] = typer.Option(None, "--gen-option", "-G",
+                                                   help="Generation setting key=value for every row (repeatable), "
+                                                        "as `gen -O` takes it, e.g. cfg_negative=base."),
+    pack_weight: float = typer.Option(1.0, "--pack-weight", min=0.0,
+                                      help="Every pack's weight at generation, as `gen --pack NAME:W`."),
     extensions: bool = typer.Option(True, "--extensions/--no-extensions",
                                     help="Also judge prompts with a background and a style."),
     list_rows: bool = typer.Option(False, "--list-rows", help="List the rows and exit."),
@@ -54,6 +59,7 @@ def bench(
 ) -> None:
     from synmotion_cli.commands._options import parse_options
     from synmotion_cli.errors import UsageError
+    from synmotion_hunyuan.settings import GenSettings, build
 
     from .bench import QUICK_ROWS, ROWS, BenchPlan, row_by_name
 
@@ -73,9 +79,11 @@ def bench(
     rows = [row_by_name(r) for r in row] if row else [row_by_name(r) for r in QUICK_ROWS] if quick else list(ROWS)
     if not row and any(r.i2v for r in rows) and not _i2v_base_built(o):
         rows = [r for r in rows if not r.i2v]
+    gen_options = parse_options(gen_option)
+    build(GenSettings, gen_options)   # a bad setting fails here, in one line, before anything is learnt
     plan = BenchPlan(motions=motions, rows=rows, subjects=list(SUBJECT_ORDER[:subjects or (3 if quick else 5)]),
                      seeds=seeds or (2 if quick else 3), clips=clips, steps=steps, seed=seed,
-                     options=parse_options(option),
+                     options=parse_options(option), gen_options=gen_options, pack_weight=pack_weight,
                      extensions=list(EXTENSIONS) if extensions else [], extension_subjects=1 if quick else None)
     runs = len(plan.motions) * sum(r.options is not None for r in plan.rows)
     o.info(f"{len(plan.rows)} rows x {len(plan.motions)} motions ({runs} packs to learn), {len(plan.subjects)} subjects, "

@@ -44,7 +44,8 @@ class Score:
 class Generator:
     """The toy base loaded once; generates with or without packs, exactly as `gen` does."""
 
-    def __init__(self, base: str = "toy", *, i2v: bool = False):
+    def __init__(self, base: str = "toy", *, i2v: bool = False, options: dict | None = None):
+        """``options``: generation settings over the base's defaults, as `gen -O key=value` gives them."""
         import torch
         from synmotion_hunyuan import bases
         from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
@@ -55,7 +56,8 @@ class Generator:
         self.i2v = i2v
         self.variant = "i2v" if i2v else "t2v"
         self.base = bases.resolve(base)
-        self.settings = build(GenSettings, bases.read_synmotion_config(self.base.path).get("defaults", {}).get("gen", {}))
+        self.settings = build(GenSettings, bases.read_synmotion_config(self.base.path).get("defaults", {}).get("gen", {}),
+                              options or {})
         self.pipe = load_pipeline(self.base, pick_runtime(), training=False, i2v=i2v)
         self.encoder = PromptEncoder.from_pipeline(self.pipe, self.base.path)
         self.negative = self.encoder.negative()
@@ -64,7 +66,7 @@ class Generator:
     def _use(self, packs) -> None:
         from synmotion_hunyuan.sampling import apply_loras
 
-        key = tuple(p.digest for p in packs)
+        key = tuple((p.digest, p.weight) for p in packs)
         if key == self._loaded:
             return
         if self._loaded:
