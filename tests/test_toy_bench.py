@@ -99,6 +99,7 @@ def test_bench_end_to_end_on_a_tiny_budget(capsys, tmp_path, isolated_home):
     (["-m", "moonwalk"], "moonwalk"),
     (["-G", "cfg_negative=both"], "cfg_negative"),
     (["-G", "strength=2"], "unknown option"),
+    (["-G", "height=32"], "video size"),
     (["--pack-weight", "-1"], "pack-weight"),
 ])
 def test_bench_refuses_bad_rows_and_motions(capsys, tmp_path, args, words):

@@ -81,6 +81,10 @@ def bench(
         rows = [r for r in rows if not r.i2v]
     gen_options = parse_options(gen_option)
     build(GenSettings, gen_options)   # a bad setting fails here, in one line, before anything is learnt
+    fixed = sorted(set(gen_options) & {"height", "width", "frames", "fps"})
+    if fixed:
+        raise UsageError(f"the bench generates at the toy world's video size: -G {fixed[0]} cannot change it",
+                         hint="the judges and the condition images are made for it")
     plan = BenchPlan(motions=motions, rows=rows, subjects=list(SUBJECT_ORDER[:subjects or (3 if quick else 5)]),
                      seeds=seeds or (2 if quick else 3), clips=clips, steps=steps, seed=seed,
                      options=parse_options(option), gen_options=gen_options, pack_weight=pack_weight,
