@@ -59,7 +59,7 @@ def bench(
 ) -> None:
     from synmotion_cli.commands._options import parse_options
     from synmotion_cli.errors import UsageError
-    from synmotion_hunyuan.settings import GenSettings, build
+    from synmotion_hunyuan.settings import VIDEO_SHAPE, GenSettings, build
 
     from .bench import QUICK_ROWS, ROWS, BenchPlan, row_by_name
 
@@ -81,7 +81,7 @@ def bench(
         rows = [r for r in rows if not r.i2v]
     gen_options = parse_options(gen_option)
     build(GenSettings, gen_options)   # a bad setting fails here, in one line, before anything is learnt
-    fixed = sorted(set(gen_options) & {"height", "width", "frames", "fps"})
+    fixed = [k for k in VIDEO_SHAPE if k in gen_options]
     if fixed:
         raise UsageError(f"the bench generates at the toy world's video size: -G {fixed[0]} cannot change it",
                          hint="the judges and the condition images are made for it")

@@ -168,7 +168,7 @@ class HunyuanBackend:
         from . import bases
         from .runtime import load_pipeline, pick_runtime
         from .sampling import apply_loras, encode_with_packs, sample
-        from .settings import GenSettings, build
+        from .settings import VIDEO_SHAPE, GenSettings, build
         from .text_encoding import PromptEncoder
 
         i2v = request.image is not None
@@ -195,7 +195,7 @@ class HunyuanBackend:
         pack_defaults = {}
         if request.packs:
             v = request.packs[0].manifest["variants"][variant]
-            pack_defaults = {k: v[k] for k in ("height", "width", "frames", "fps") if k in v}
+            pack_defaults = {k: v[k] for k in VIDEO_SHAPE if k in v}
         cli = {k: v for k, v in dict(steps=request.steps, guidance=request.guidance, height=request.height,
                                      width=request.width, frames=request.frames).items() if v is not None}
         settings = build(GenSettings, base_cfg.get("defaults", {}).get("gen", {}), pack_defaults,

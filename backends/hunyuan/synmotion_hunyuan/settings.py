@@ -74,6 +74,9 @@ class LearnSettings:
         return dataclasses.asdict(self)
 
 
+# The settings that fix a video's shape: a pack's own are the defaults of generation with it.
+VIDEO_SHAPE = ("height", "width", "frames", "fps")
+
 # What the negative pass of classifier-free guidance runs when packs are applied: the base with the packs'
 # adapters (diffusers' usual, the default) or the plain base (sampling.guidance_against_base).
 CFG_NEGATIVES = ("pack", "base")

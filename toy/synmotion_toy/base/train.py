@@ -316,8 +316,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 
     t = time.perf_counter()
     vae = parts["vae"].to(device)
-    vae_info = ({"vae_from": kept.id, "vae_steps": 0, "transformer_from": kept.id if cfg.init_from else None}
-                if "vae" in kept_parts else train_vae(vae, clips, masks, cfg, report))
+    vae_info = ({"vae_from": kept.id, "vae_steps": 0} if "vae" in kept_parts
+                else train_vae(vae, clips, masks, cfg, report))
     vae_info.update(vae_errors(vae, cfg.seed))
     subject = latent_subject_masks(masks, vae.config.temporal_compression_ratio, vae.config.spatial_compression_ratio)
     del masks
@@ -352,7 +352,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         "training": {"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "log")},
                      "device": device.type,
                      "bf16": cfg.mixed_precision and bf16_supported(device.type),   # what actually ran
-                     "timings": timings, **vae_info, **tr, "clips": len(clips), "prompts": len(prompts) - 1},
+                     "timings": timings, **vae_info, "transformer_from": kept.id if cfg.init_from else None,
+                     **tr, "clips": len(clips), "prompts": len(prompts) - 1},
     }
     (out / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
     report(f"saved the toy base to {out}")
