@@ -77,17 +77,18 @@ class Generator:
     def video(self, prompt: str, seed: int, packs=(), reporter=None, image=None) -> np.ndarray:
         """One video as `synmotion gen` makes it; ``image`` (uint8 (H, W, 3) at the video size) for I2V."""
         from synmotion_cli.reporting import Reporter
-        from synmotion_hunyuan.sampling import encode_with_packs, sample
+        from synmotion_hunyuan.sampling import encode_for_sampling, sample
 
         if (image is not None) != self.i2v:
             raise ValueError("an image goes with an image-to-video generator, and only there")
         self._use(packs)
         s = self.settings
-        embeds, mask, pooled, _, _ = encode_with_packs(self.encoder, prompt, None, None, packs, reporter or Reporter(),
-                                                       variant=self.variant, image=image)
+        embeds, mask, pooled, _, _, transfer = encode_for_sampling(
+            self.encoder, prompt, None, None, packs, reporter or Reporter(), transfer=s.transfer, variant=self.variant,
+            image=image)
         return sample(self.pipe, embeds, mask, pooled, height=s.height, width=s.width, frames=s.frames,
                       steps=s.steps, guidance=s.guidance, seed=seed, negative=self.negative,
-                      true_cfg_scale=s.true_cfg_scale, cfg_negative=s.cfg_negative, image=image)
+                      true_cfg_scale=s.true_cfg_scale, cfg_negative=s.cfg_negative, image=image, transfer=transfer)
 
 
 def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=None, motions=None) -> dict:

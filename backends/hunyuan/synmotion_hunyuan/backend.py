@@ -167,7 +167,7 @@ class HunyuanBackend:
 
         from . import bases
         from .runtime import load_pipeline, pick_runtime
-        from .sampling import apply_loras, encode_with_packs, sample
+        from .sampling import apply_loras, encode_for_sampling, sample
         from .settings import VIDEO_SHAPE, GenSettings, build
         from .text_encoding import PromptEncoder
 
@@ -212,9 +212,9 @@ class HunyuanBackend:
             image = media.load_image(request.image, height=settings.height, width=settings.width)
         pipe = load_pipeline(base, runtime, training=False, i2v=i2v)
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
-        embeds, mask, pooled, text, used = encode_with_packs(encoder, request.prompt, request.style,
-                                                             request.background, request.packs, reporter,
-                                                             variant=variant, image=image)
+        embeds, mask, pooled, text, used, transfer = encode_for_sampling(
+            encoder, request.prompt, request.style, request.background, request.packs, reporter,
+            transfer=settings.transfer, variant=variant, image=image)
         # classifier-free guidance against the empty prompt
         negative = encoder.negative() if settings.true_cfg_scale > 1 else None
         adapters = apply_loras(pipe, request.packs, variant)
@@ -223,12 +223,13 @@ class HunyuanBackend:
         frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
                         frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed,
                         negative=negative, true_cfg_scale=settings.true_cfg_scale,
-                        cfg_negative=settings.cfg_negative, image=image)
+                        cfg_negative=settings.cfg_negative, image=image, transfer=transfer)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
         return GenResult(frames=frames, fps=settings.fps, metadata={
             "prompt": text, "base": base.id, "base_fingerprint": base.fingerprint, "backend": self.name,
             "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
-            "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters else "",
+            "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters and not transfer else "",
+            "transfer": transfer.weight if transfer else 0.0, "transfer_prompt": transfer.prompt if transfer else "",
             "embedding_from": used or "", "image": request.image.name if i2v else "",
             "adapters": len(adapters)})  # no timings: the same seed and packs must give the same file

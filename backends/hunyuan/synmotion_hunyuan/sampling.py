@@ -8,7 +8,9 @@ embedding of the first pack whose motion appears in the prompt is used; other pa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,12 +25,14 @@ from .text_encoding import PromptEncoder
 
 
 def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, variant="t2v",
-                      image=None):
+                      image=None, apply_embedding: bool = True):
     """Prompt embeddings with a pack's embedding module applied; returns (embeds, mask, pooled, text, used).
 
     The first pack whose motion is in the prompt lends its embedding; every other pack with an embedding is
     told (adapter only). If packs carry embeddings but none finds its motion, the prompt is malformed.
     With ``image`` (I2V) the image tokens go first, as context for the refiner, unchanged.
+    ``apply_embedding=False`` chooses (and checks) the same way but returns the prompt as the plain base
+    encodes it: motion-transfer guidance uses the pack on its own prompt instead (``transfer_reference``).
     """
     text = compose(prompt, style, background)
     chosen, first_error = None, None
@@ -52,6 +56,9 @@ def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, pa
         encoded = encoder.encode(text, image=image)
         return *encoded.joined(), encoded.pooled, text, None
     pack, v, roles = chosen
+    if not apply_embedding:
+        encoded = encoder.encode(roles.text, image=image)
+        return *encoded.joined(), encoded.pooled, roles.text, pack.name
     encoded = encoder.encode(roles, image=image)
     module = DualEmbedding.load(pack.files[v["embedding"]])
     module.to(encoded.embeds.device)
@@ -59,6 +66,57 @@ def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, pa
         embeds, mask = module(encoded.embeds.float(), encoded.mask, encoded.spans, prefix=encoded.image_embeds,
                               scale=pack.weight)
     return embeds, mask, encoded.pooled, roles.text, pack.name
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Motion-transfer guidance (``gen -O transfer=W``): every denoising step adds
+    ``weight * (the pack's prediction on its own prompt - the plain base's prediction on that prompt)`` to the
+    plain base's prediction for the asked prompt. ``pack`` and ``base`` are the transformer's text keyword
+    arguments for the pack's prompt ("a person claps") with and without the pack's embedding."""
+    prompt: str
+    pack: dict
+    base: dict
+    weight: float
+
+    def to(self, device, dtype) -> "Transfer":
+        def moved(text: dict) -> dict:
+            return _text_kwargs(text["encoder_hidden_states"], text["encoder_attention_mask"],
+                                text["pooled_projections"], device, dtype)
+
+        return dataclasses.replace(self, pack=moved(self.pack), base=moved(self.base))
+
+
+def _text_kwargs(embeds, mask, pooled, device=None, dtype=None) -> dict:
+    """The transformer's keyword arguments for one encoded prompt."""
+    return dict(encoder_hidden_states=embeds.to(device, dtype), encoder_attention_mask=mask.to(device),
+                pooled_projections=pooled.to(device, dtype))
+
+
+def transfer_reference(encoder: PromptEncoder, packs, used, reporter, weight: float, variant="t2v",
+                       image=None) -> Transfer:
+    """The reference of motion-transfer guidance: the prompt the pack was learnt from (its clips' prompt,
+    "a person claps"), which the pack fits best, encoded through the pack's embedding and plainly. The pack
+    is the one that lent the prompt its embedding (``used``), else the first; with ``image`` the reference
+    sees the same image as the video."""
+    pack = next((p for p in packs if p.name == used), packs[0])
+    prompt = pack.manifest["variants"][variant].get("prompt") or pack.manifest["motion"]["prompt"]
+    embeds, mask, pooled, _, _ = encode_with_packs(encoder, prompt, None, None, (pack,), reporter, variant, image)
+    plain = encoder.encode(prompt, image=image)
+    return Transfer(prompt=prompt, pack=_text_kwargs(embeds, mask, pooled),
+                    base=_text_kwargs(*plain.joined(), plain.pooled), weight=weight)
+
+
+def encode_for_sampling(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, *, transfer: float,
+                        variant="t2v", image=None):
+    """What ``sample`` takes for a prompt with packs: (embeds, mask, pooled, text, used, reference). With
+    ``transfer`` > 0 and packs, the prompt is encoded plainly and ``reference`` is motion-transfer guidance's
+    (``transfer_reference``); otherwise the pack's embedding is applied and ``reference`` is None."""
+    transfer = transfer if packs else 0.0
+    embeds, mask, pooled, text, used = encode_with_packs(encoder, prompt, style, background, packs, reporter, variant,
+                                                         image, apply_embedding=not transfer)
+    reference = transfer_reference(encoder, packs, used, reporter, transfer, variant, image) if transfer else None
+    return embeds, mask, pooled, text, used, reference
 
 
 def apply_loras(pipe, packs, variant="t2v") -> list[str]:
@@ -121,8 +179,62 @@ def guidance_against_base(transformer, negative: dict, scale: float):
         handle.remove()
 
 
+@contextlib.contextmanager
+def transfer_guidance(transformer, transfer: Transfer, negative: dict | None, scale: float):
+    """Motion-transfer guidance while active: the pipeline's forward calls (the asked prompt, run here on the
+    plain base: every adapter is switched off) become
+    ``u + scale * (c - u) + transfer.weight * (p - b)``, where ``c`` is that call, ``u`` the ``negative``
+    prompt on the plain base (without ``negative``: ``c + weight * (p - b)``, for guidance-distilled bases),
+    ``p`` the pack (adapters on) on its own prompt and ``b`` the plain base on that prompt.
+
+    Why: a pack learnt from clips of one subject carries that subject's look along with its motion, and
+    applied to another subject's prompt it draws the clips' subject (docs/fidelity.md). On its own prompt the
+    look is the base's own for that subject too, so ``p - b`` is mostly the motion, and the asked subject
+    comes from the plain base's ``c``, which no adapter touches. Costs two or three more transformer passes
+    a step. The pipeline itself runs with ``true_cfg_scale=1`` meanwhile."""
+    adapters = has_adapters(transformer)
+    busy = False
+
+    def hook(module, args, kwargs, output):
+        nonlocal busy
+        if busy:  # one of the passes below
+            return None
+        busy = True
+        try:
+            def run(text: dict):
+                return module(*args, **{**kwargs, **text})[0]
+
+            prediction = output[0]
+            if negative is not None:
+                unconditional = run(negative)
+                prediction = unconditional + scale * (prediction - unconditional)
+            reference = run(transfer.base)
+            if adapters:
+                module.enable_lora()
+            try:
+                with_pack = run(transfer.pack)
+            finally:
+                if adapters:
+                    module.disable_lora()
+        finally:
+            busy = False
+        # HunyuanVideo's pipelines call the transformer with return_dict=False: a tuple, prediction first
+        return (prediction + transfer.weight * (with_pack - reference), *output[1:])
+
+    if adapters:
+        transformer.disable_lora()
+    handle = transformer.register_forward_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+        if adapters:
+            transformer.enable_lora()
+
+
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
-           true_cfg_scale: float = 1.0, cfg_negative: str = CFG_NEGATIVES[0], output_type: str = "np", image=None):
+           true_cfg_scale: float = 1.0, cfg_negative: str = CFG_NEGATIVES[0], output_type: str = "np", image=None,
+           transfer: Transfer | None = None):
     """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3), or latents.
 
     ``negative`` (embeds, mask, pooled) with ``true_cfg_scale`` > 1 adds classifier-free guidance; bases
@@ -130,6 +242,8 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     ``cfg_negative`` says what the negative pass runs when adapters are loaded: "pack" (with them, as
     diffusers does) or "base" (without them, ``guidance_against_base``).
     ``image`` (uint8 (height, width, 3), I2V pipelines only) is the first frame; ``frames`` frames come back.
+    ``transfer`` (``transfer_reference``) samples with motion-transfer guidance (``transfer_guidance``), the
+    prompt then being the plainly encoded asked prompt; ``cfg_negative`` does not apply.
     """
     if cfg_negative not in CFG_NEGATIVES:
         raise ValueError(f"cfg_negative is one of {CFG_NEGATIVES}, not {cfg_negative!r}")
@@ -144,13 +258,14 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
         extra["image"] = Image.fromarray(np.asarray(image, dtype=np.uint8))
         frames = pipeline_frames(pipe, frames)
     guided = contextlib.nullcontext()
-    if negative is not None and true_cfg_scale > 1:
+    if transfer is not None:
+        text = _text_kwargs(*negative, device, dtype) if negative is not None and true_cfg_scale > 1 else None
+        guided = transfer_guidance(pipe.transformer, transfer.to(device, dtype), text, true_cfg_scale)
+    elif negative is not None and true_cfg_scale > 1:
         n_embeds, n_mask, n_pooled = negative
         n_embeds, n_mask, n_pooled = n_embeds.to(device, dtype), n_mask.to(device), n_pooled.to(device, dtype)
         if cfg_negative == "base" and has_adapters(pipe.transformer):
-            guided = guidance_against_base(pipe.transformer, dict(
-                encoder_hidden_states=n_embeds, encoder_attention_mask=n_mask, pooled_projections=n_pooled),
-                true_cfg_scale)
+            guided = guidance_against_base(pipe.transformer, _text_kwargs(n_embeds, n_mask, n_pooled), true_cfg_scale)
         else:
             extra.update(negative_prompt_embeds=n_embeds, negative_prompt_attention_mask=n_mask,
                          negative_pooled_prompt_embeds=n_pooled, true_cfg_scale=true_cfg_scale)

@@ -88,6 +88,7 @@ class GenSettings:
     guidance: float = 6.0            # HunyuanVideo's embedded (distilled) guidance
     true_cfg_scale: float = 1.0      # > 1: classifier-free guidance against the empty prompt
     cfg_negative: str = CFG_NEGATIVES[0]   # that guidance's negative pass: one of CFG_NEGATIVES
+    transfer: float = 0.0            # > 0: motion-transfer guidance at this weight (sampling.transfer_guidance)
     height: int = 320
     width: int = 512
     frames: int = 33
@@ -98,6 +99,12 @@ class GenSettings:
             raise UsageError(f"invalid setting: cfg_negative={self.cfg_negative!r}",
                              hint="cfg_negative is 'pack' (adapters in both passes, the default) or 'base' (the negative "
                                   "pass without them)")
+        if not self.transfer >= 0:
+            raise UsageError(f"invalid setting: transfer={self.transfer!r}",
+                             hint="transfer is 0 (off) or the weight of motion-transfer guidance, e.g. transfer=3")
+        if self.transfer > 0 and self.cfg_negative == "base":
+            raise UsageError("transfer and cfg_negative=base are two ways of guiding with a pack; choose one",
+                             hint="-O transfer=0 for cfg_negative=base")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

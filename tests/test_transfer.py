@@ -1,0 +1,147 @@
+"""Motion-transfer guidance (``gen -O transfer=W``): each step is the plain base's prediction for the asked
+prompt plus W x (the pack on its own prompt - the plain base on that prompt)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest_tiny import fresh_pipe, tiny_dir, toy_video_latents, transformer_forward  # noqa: E402,F401
+
+from synmotion_cli.errors import UsageError  # noqa: E402
+from synmotion_hunyuan.adapters import AdapterConfig, add_motion_adapter  # noqa: E402
+from synmotion_hunyuan.sampling import Transfer, encode_for_sampling, sample, transfer_guidance  # noqa: E402
+from synmotion_hunyuan.settings import GenSettings, build  # noqa: E402
+from synmotion_hunyuan.text_encoding import PromptEncoder  # noqa: E402
+
+
+def _adapter(transformer, trained: bool = True) -> None:
+    add_motion_adapter(transformer, AdapterConfig(rank=4))
+    if trained:
+        with torch.no_grad():
+            for name, param in transformer.named_parameters():
+                if "lora_B" in name:
+                    param.copy_(torch.randn_like(param) * 0.5)   # as if trained: B starts at zero
+
+
+def _text(encoded) -> dict:
+    embeds, mask = encoded.joined()
+    return dict(encoder_hidden_states=embeds, encoder_attention_mask=mask, pooled_projections=encoded.pooled)
+
+
+def _reference(encoder, weight: float, embedding_shift: float = 0.3) -> Transfer:
+    """The pack's own prompt, plainly and through a stand-in for the pack's embedding (a shift of it)."""
+    plain = _text(encoder.encode("a person claps"))
+    with_pack = {**plain, "encoder_hidden_states": plain["encoder_hidden_states"] + embedding_shift}
+    return Transfer(prompt="a person claps", pack=with_pack, base=plain, weight=weight)
+
+
+def test_each_step_is_the_base_plus_the_packs_delta_on_its_own_prompt(fresh_pipe):
+    encoder = PromptEncoder.from_pipeline(fresh_pipe)
+    asked = _text(encoder.encode("a panda claps"))
+    negative = _text(encoder.encode(""))
+    reference = _reference(encoder, weight=2.5)
+    latents, _ = toy_video_latents()
+    transformer = fresh_pipe.transformer
+
+    def forward(text: dict):
+        with torch.no_grad():
+            return transformer_forward(transformer, latents, text["encoder_hidden_states"],
+                                       text["encoder_attention_mask"], text["pooled_projections"])
+
+    _adapter(transformer)
+    with_pack_asked = forward(asked)
+    with_pack = forward(reference.pack)       # the pack on its own prompt: adapters on
+    transformer.disable_lora()
+    asked_base, unconditional, reference_base = forward(asked), forward(negative), forward(reference.base)
+    transformer.enable_lora()
+    assert not torch.allclose(with_pack_asked, asked_base)   # the adapter does something
+
+    delta = 2.5 * (with_pack - reference_base)
+    with transfer_guidance(transformer, reference, negative, 4.0):
+        guided = forward(asked)
+    torch.testing.assert_close(guided, unconditional + 4.0 * (asked_base - unconditional) + delta, rtol=0, atol=1e-5)
+    with transfer_guidance(transformer, reference, None, 4.0):   # a guidance-distilled base: no negative pass
+        distilled = forward(asked)
+    torch.testing.assert_close(distilled, asked_base + delta, rtol=0, atol=1e-5)
+    # afterwards the hook is gone and the adapters are back on
+    torch.testing.assert_close(forward(asked), with_pack_asked, rtol=0, atol=0)
+
+
+def _video(pipe, transfer: Transfer | None, image=None, width: int = 16) -> np.ndarray:
+    encoder = PromptEncoder.from_pipeline(pipe)
+    asked = encoder.encode("a panda claps", image=image)
+    return sample(pipe, *asked.joined(), asked.pooled, height=16, width=width, frames=5, steps=2, guidance=1.0, seed=0,
+                  negative=encoder.negative(), true_cfg_scale=4.0, image=image, transfer=transfer)
+
+
+def test_a_pack_that_changes_nothing_transfers_nothing(fresh_pipe):
+    """An untrained adapter (B = 0) and an identity embedding: the video is the plain base's, exactly."""
+    plain = _video(fresh_pipe, None)
+    encoder = PromptEncoder.from_pipeline(fresh_pipe)
+    _adapter(fresh_pipe.transformer, trained=False)
+    np.testing.assert_array_equal(_video(fresh_pipe, _reference(encoder, 3.0, embedding_shift=0.0)), plain)
+    assert np.abs(_video(fresh_pipe, _reference(encoder, 3.0)).astype(int) - plain.astype(int)).max() > 0
+
+
+@pytest.mark.parametrize("condition", ["latent_concat", "token_replace"])
+def test_transfer_on_an_image_to_video_base(tmp_path, condition):
+    from conftest_tiny import load_pipe
+    from synmotion_hunyuan.tiny import save_tiny_pipeline
+
+    pipe = load_pipe(save_tiny_pipeline(tmp_path / "i2v", i2v=True, condition=condition), i2v=True)
+    image = (np.random.default_rng(0).random((16, 32, 3)) * 255).astype(np.uint8)
+    encoder = PromptEncoder.from_pipeline(pipe)
+    plain = encoder.encode("a person claps", image=image)   # the reference sees the video's image too
+    base = _text(plain)
+    identity = Transfer(prompt="a person claps", pack=base, base=base, weight=3.0)
+    without = _video(pipe, None, image, width=32)
+    _adapter(pipe.transformer, trained=False)
+    np.testing.assert_array_equal(_video(pipe, identity, image, width=32), without)   # p - b = 0: nothing moves
+    shifted = Transfer(prompt="a person claps", base=base, weight=3.0,
+                       pack={**base, "encoder_hidden_states": base["encoder_hidden_states"] + 0.3})
+    assert np.abs(_video(pipe, shifted, image, width=32).astype(int) - without.astype(int)).max() > 0
+
+
+def test_without_packs_there_is_nothing_to_transfer(fresh_pipe):
+    from synmotion_cli.reporting import Reporter
+
+    encoder = PromptEncoder.from_pipeline(fresh_pipe)
+    *_, used, reference = encode_for_sampling(encoder, "a panda claps", None, None, (), Reporter(), transfer=3.0)
+    assert used is None and reference is None
+
+
+def test_transfer_is_validated():
+    assert build(GenSettings, {}).transfer == 0.0
+    assert build(GenSettings, {"transfer": "2.5"}).transfer == 2.5
+    for bad in ("-1", "nan"):
+        with pytest.raises(UsageError, match="transfer"):
+            build(GenSettings, {"transfer": bad})
+    with pytest.raises(UsageError, match="choose one"):
+        build(GenSettings, {"transfer": "1", "cfg_negative": "base"})
+
+
+def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
+    from cli_runner import run
+    from conftest_tiny import write_clap_clips
+
+    clips = write_clap_clips(tmp_path / "clips", 2)
+    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
+    common = ("gen", "a panda claps", "--base", tiny_dir, "--size", "16x32", "--frames", "5", "--steps", "2",
+              "-O", "true_cfg_scale=2")
+    r = run(capsys, *common, "-O", "transfer=2", "-o", tmp_path / "a.mp4", "--json")
+    assert r.code == 0, r.err
+    metadata = json.loads(r.out)["metadata"]
+    assert metadata["transfer"] == "2.0" and metadata["transfer_prompt"] == "a person claps"
+    assert "cfg_negative" not in metadata     # transfer runs its own passes (empty values are not written)
+    r = run(capsys, *common, "-o", tmp_path / "b.mp4", "--json")
+    assert r.code == 0 and json.loads(r.out)["metadata"]["transfer"] == "0.0"
+    r = run(capsys, *common, "-O", "transfer=1", "-O", "cfg_negative=base", "-o", tmp_path / "c.mp4")
+    assert r.code == 2 and "choose one" in r.err and r.err.count("Error:") == 1
+    r = run(capsys, *common, "-O", "transfer=-2", "-o", tmp_path / "d.mp4")
+    assert r.code == 2 and "transfer=-2.0" in r.err
+    assert not (tmp_path / "c.mp4").exists() and not (tmp_path / "d.mp4").exists()
