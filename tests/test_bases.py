@@ -30,6 +30,26 @@ def test_local_dir_and_fingerprint(tiny_dir):
     assert not a.full_size and a.transformer_bytes > 0
 
 
+def test_fingerprint_ignores_option_defaults_but_not_the_model(tmp_path, tiny_dir):
+    """A base's ``synmotion.json`` defaults are settings: tuning them must not orphan the packs learnt on it,
+    while its prompt template (how a pack's tokens are read) is part of the model."""
+    import json
+    import shutil
+
+    from synmotion_hunyuan import bases
+
+    copy = tmp_path / "base"
+    shutil.copytree(tiny_dir, copy)
+    info_file = copy / "synmotion.json"
+    info = json.loads(info_file.read_text()) if info_file.exists() else {}
+    info_file.write_text(json.dumps({**info, "defaults": {"gen": {"steps": 20}}}))
+    before = bases.resolve(str(copy)).fingerprint
+    info_file.write_text(json.dumps({**info, "defaults": {"gen": {"steps": 8, "transfer": 3.0}}}))
+    assert bases.resolve(str(copy)).fingerprint == before
+    info_file.write_text(json.dumps({**info, "defaults": {"gen": {"steps": 8}}, "prompt_template": "{} again"}))
+    assert bases.resolve(str(copy)).fingerprint != before
+
+
 def test_missing_and_malformed_bases(tmp_path):
     from synmotion_hunyuan import bases
 

@@ -72,12 +72,12 @@ def test_bench_end_to_end_on_a_tiny_budget(capsys, tmp_path, isolated_home):
     out = tmp_path / "bench"
     r = run(capsys, "toy", "bench", "-o", out, "-m", "clap", "-r", "base", "-r", "full", "--subjects", "1",
             "--seeds", "2", "--steps", "2", "--clips", "2", "-O", "spv_count=2", "-O", "spv_steps=2",
-            "-G", "cfg_negative=base", "--pack-weight", "1.5", "--json")
+            "-G", "transfer=2", "--pack-weight", "1.5", "--json")
     assert r.code == 0, r.err
     data = json.loads(r.out)
     assert list(data["rows"]) == ["base", "full"]
     assert data["plan"]["motions"] == ["clap"] and data["plan"]["subjects"] == ["panda"]
-    assert data["plan"]["gen_options"] == {"cfg_negative": "base"} and data["plan"]["pack_weight"] == 1.5
+    assert data["plan"]["gen_options"] == {"transfer": 2} and data["plan"]["pack_weight"] == 1.5
     base, full = data["rows"]["base"], data["rows"]["full"]
     assert base["learn_s"] is None and full["learn_s"] > 0
     for row in (base, full):
@@ -146,12 +146,14 @@ def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
     with the paper's subject-prior steps, and a row's own option must beat its preset."""
     from synmotion_hunyuan.settings import LearnSettings, build
     from synmotion_toy.base import WEIGHTS
-    from synmotion_toy.base.i2v import WEIGHTS_I2V
+    from synmotion_toy.base.i2v import WEIGHTS_I2V, i2v_defaults
     from synmotion_toy.base.train import DEFAULTS
     from synmotion_toy.bench import ROWS
 
-    for weights in (WEIGHTS, WEIGHTS_I2V):     # the shipped bases carry what a retrain would write
-        assert json.loads((weights / "synmotion.json").read_text())["defaults"] == DEFAULTS, weights
+    # the shipped bases carry what a retrain would write
+    assert json.loads((WEIGHTS / "synmotion.json").read_text())["defaults"] == DEFAULTS
+    assert json.loads((WEIGHTS_I2V / "synmotion.json").read_text())["defaults"] == i2v_defaults(DEFAULTS)
+    assert DEFAULTS["gen"]["transfer"] > 0 and "transfer" not in i2v_defaults(DEFAULTS)["gen"]
     shipped = DEFAULTS["learn"]
     assert build(LearnSettings, shipped).strategy == "joint"
     resolved = {r.name: build(LearnSettings, shipped, r.options) for r in ROWS if r.options is not None}
@@ -167,6 +169,6 @@ def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
 def test_generator_takes_generation_settings_over_the_bases_defaults():
     from synmotion_toy.evaluate import Generator
 
-    gen = Generator("toy", options={"cfg_negative": "base", "steps": "3"})
-    assert (gen.settings.cfg_negative, gen.settings.steps) == ("base", 3)
+    gen = Generator("toy", options={"cfg_negative": "base", "transfer": "0", "steps": "3"})
+    assert (gen.settings.cfg_negative, gen.settings.transfer, gen.settings.steps) == ("base", 0.0, 3)
     assert gen.settings.true_cfg_scale == 4.0 and (gen.settings.height, gen.settings.width) == (64, 64)

@@ -59,6 +59,11 @@ ROWS = (
 QUICK_ROWS = ("base", "motion-residue", "residues", "residues+refiner", "full", "no-strategy", "lora-only")
 
 
+# The paper applies a pack to the asked prompt itself. The bench's rows are the paper's, so they generate
+# that way whatever the base's default (the toy base guides with motion transfer); `-G transfer=3` measures that.
+PAPER_GENERATION = {"transfer": 0.0}
+
+
 @dataclass
 class BenchPlan:
     motions: list[str]
@@ -71,13 +76,17 @@ class BenchPlan:
     options: dict = field(default_factory=dict)   # learn options for every row: beat a row's preset, not its keys
     extensions: list[tuple[str, str]] = field(default_factory=list)   # (background, style) pairs
     extension_subjects: int | None = None   # how many subjects get a background/style prompt (None: all)
-    gen_options: dict = field(default_factory=dict)   # generation settings for every row (`gen -O`)
+    gen_options: dict = field(default_factory=dict)   # generation settings for every row (`gen -O`), over PAPER_GENERATION
     pack_weight: float = 1.0         # every pack's weight at generation (`gen --pack NAME:W`)
+
+    def generation(self) -> dict:
+        """The generation settings every row runs with."""
+        return {**PAPER_GENERATION, **self.gen_options}
 
     def to_dict(self) -> dict:
         return {"motions": self.motions, "rows": [r.name for r in self.rows], "subjects": self.subjects,
                 "seeds": self.seeds, "clips": self.clips, "steps": self.steps, "seed": self.seed,
-                "options": self.options, "gen_options": self.gen_options, "pack_weight": self.pack_weight,
+                "options": self.options, "gen_options": self.generation(), "pack_weight": self.pack_weight,
                 "extensions": [list(e) for e in self.extensions], "extension_subjects": self.extension_subjects}
 
 
@@ -204,7 +213,7 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
     work = out_dir / "work"
     judges = load_judges()
     # The text-to-video base, and the image-to-video one only when a row needs it.
-    generators = {i2v: Generator("toy-i2v" if i2v else "toy", i2v=i2v, options=plan.gen_options)
+    generators = {i2v: Generator("toy-i2v" if i2v else "toy", i2v=i2v, options=plan.generation())
                   for i2v in sorted({r.i2v for r in plan.rows})}
     references = {m: _reference(m, plan, judges, work) for m in plan.motions}
     results: dict = {"plan": plan.to_dict(), "date": time.strftime("%Y-%m-%d"),

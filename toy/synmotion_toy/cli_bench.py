@@ -49,7 +49,8 @@ def bench(
                                                     "a row's preset; a row's other settings win over it."),
     gen_option: Optional[List[str]] = typer.Option(None, "--gen-option", "-G",
                                                    help="Generation setting key=value for every row (repeatable), "
-                                                        "as `gen -O` takes it, e.g. cfg_negative=base."),
+                                                        "as `gen -O` takes it, e.g. transfer=3. Rows apply packs "
+                                                        "the paper's way (transfer=0) unless told."),
     pack_weight: float = typer.Option(1.0, "--pack-weight", min=0.0,
                                       help="Every pack's weight at generation, as `gen --pack NAME:W`."),
     extensions: bool = typer.Option(True, "--extensions/--no-extensions",

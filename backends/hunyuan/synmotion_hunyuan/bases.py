@@ -57,6 +57,23 @@ def _weight_files(path: Path):
     return sorted(p for p in path.rglob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".gguf") and p.is_file())
 
 
+def _identity_bytes(cfg: Path, rel: str) -> bytes:
+    """What of a config file says which model it is. ``synmotion.json``'s ``defaults`` are settings
+    (``learn``/``gen`` option defaults), not the model: a base may tune them without orphaning its packs.
+    Its prompt template and training record stay in (a retrained base has the same configs and sizes)."""
+    raw = cfg.read_bytes()
+    if rel != "synmotion.json":
+        return raw
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(info, dict):
+        return raw
+    info.pop("defaults", None)
+    return json.dumps(info, sort_keys=True).encode()
+
+
 def _fingerprint(path: Path) -> tuple[str, dict]:
     h = hashlib.sha256()
     sizes: dict[str, int] = {}
@@ -64,7 +81,7 @@ def _fingerprint(path: Path) -> tuple[str, dict]:
         rel = cfg.relative_to(path).as_posix()
         if rel.endswith(".index.json"):
             continue  # shard indexes list file names that differ between identical exports
-        h.update(rel.encode() + b"\0" + cfg.read_bytes() + b"\0")
+        h.update(rel.encode() + b"\0" + _identity_bytes(cfg, rel) + b"\0")
     for w in _weight_files(path):
         rel = w.relative_to(path)
         size = w.stat().st_size

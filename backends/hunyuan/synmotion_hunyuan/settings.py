@@ -103,8 +103,9 @@ class GenSettings:
             raise UsageError(f"invalid setting: transfer={self.transfer!r}",
                              hint="transfer is 0 (off) or the weight of motion-transfer guidance, e.g. transfer=3")
         if self.transfer > 0 and self.cfg_negative == "base":
-            raise UsageError("transfer and cfg_negative=base are two ways of guiding with a pack; choose one",
-                             hint="-O transfer=0 for cfg_negative=base")
+            raise UsageError(f"transfer={self.transfer} and cfg_negative=base are two ways of guiding with a pack; "
+                             "choose one", hint="add -O transfer=0 for cfg_negative=base (a base may guide with "
+                                                "transfer by default, as the toy base does)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -85,6 +85,14 @@ def build_components(t2v_dir: Path, seed: int, condition: str) -> dict:
                 tokenizer_2=t2v.tokenizer_2, image_processor=clip_image_processor(VISION_SIZE))
 
 
+def i2v_defaults(t2v_defaults: dict) -> dict:
+    """The image-to-video base's option defaults: its text-to-video base's, without motion-transfer guidance.
+    Measured on the I2V bench row (docs/fidelity.md): there the image already holds the subject, and transfer
+    trades subject for motion like a heavier pack weight (43 % / 84 % at 3, against 43 % / 92 % at weight 1.5)."""
+    gen = {k: v for k, v in t2v_defaults.get("gen", {}).items() if k != "transfer"}
+    return {**t2v_defaults, "gen": gen} if "gen" in t2v_defaults else dict(t2v_defaults)
+
+
 def template_config(tokenizer, max_sequence_length: int) -> dict:
     from synmotion_hunyuan.tiny import template_info
 
@@ -121,7 +129,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     info = {**template_config(parts["tokenizer"], int(t2v_info.get("max_sequence_length", arch.MAX_SEQUENCE_LENGTH))),
             # the base that draws condition images for subject-prior videos: the one this was made from
             "t2v_base": "toy" if t2v_dir.resolve() == WEIGHTS.resolve() else str(t2v_dir.resolve()),
-            "defaults": t2v_info.get("defaults", {})}
+            "defaults": i2v_defaults(t2v_info.get("defaults", {}))}
     data = items(cfg.clips, cfg.seed)
     clips, pixel_masks = render_with_masks(data)
     vae = parts["vae"]
