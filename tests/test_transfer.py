@@ -137,6 +137,7 @@ def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
     assert r.code == 0, r.err
     metadata = json.loads(r.out)["metadata"]
     assert metadata["transfer"] == "2.0" and metadata["transfer_prompt"] == "a person claps"
+    assert 'motion-transfer guidance at 2 from "a person claps"' in r.err
     assert "cfg_negative" not in metadata     # transfer runs its own passes (empty values are not written)
     r = run(capsys, *common, "-o", tmp_path / "b.mp4", "--json")
     assert r.code == 0 and json.loads(r.out)["metadata"]["transfer"] == "0.0"

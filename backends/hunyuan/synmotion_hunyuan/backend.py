@@ -215,6 +215,9 @@ class HunyuanBackend:
         embeds, mask, pooled, text, used, transfer = encode_for_sampling(
             encoder, request.prompt, request.style, request.background, request.packs, reporter,
             transfer=settings.transfer, variant=variant, image=image)
+        if transfer:
+            reporter.message(f"motion-transfer guidance at {transfer.weight:g} from \"{transfer.prompt}\" "
+                             f"(-O transfer=0 applies the pack to the prompt itself)")
         # classifier-free guidance against the empty prompt
         negative = encoder.negative() if settings.true_cfg_scale > 1 else None
         adapters = apply_loras(pipe, request.packs, variant)
