@@ -44,6 +44,17 @@ def write_clap_clips(folder, count: int):
     return folder
 
 
+def learn_tiny_clap(capsys, tmp_path, tiny_dir) -> tuple:
+    """Learn a two-step "clap" pack on the tiny base through the CLI; returns the arguments of a small
+    `gen "a panda claps"` with it, under classifier-free guidance (the guidance options act there)."""
+    from cli_runner import run
+
+    clips = write_clap_clips(tmp_path / "clips", 2)
+    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
+    return ("gen", "a panda claps", "--base", tiny_dir, "--size", "16x32", "--frames", "5", "--steps", "2",
+            "-O", "true_cfg_scale=2")
+
+
 @pytest.fixture(scope="session")
 def tiny_pipe(tiny_dir):
     """A loaded tiny pipeline shared by tests that do not change its modules."""

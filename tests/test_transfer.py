@@ -127,12 +127,9 @@ def test_transfer_is_validated():
 
 def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
     from cli_runner import run
-    from conftest_tiny import write_clap_clips
+    from conftest_tiny import learn_tiny_clap
 
-    clips = write_clap_clips(tmp_path / "clips", 2)
-    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
-    common = ("gen", "a panda claps", "--base", tiny_dir, "--size", "16x32", "--frames", "5", "--steps", "2",
-              "-O", "true_cfg_scale=2")
+    common = learn_tiny_clap(capsys, tmp_path, tiny_dir)
     r = run(capsys, *common, "-O", "transfer=2", "-o", tmp_path / "a.mp4", "--json")
     assert r.code == 0, r.err
     metadata = json.loads(r.out)["metadata"]
