@@ -190,8 +190,8 @@ def transfer_guidance(transformer, transfer: Transfer, negative: dict | None, sc
     Why: a pack learnt from clips of one subject carries that subject's look along with its motion, and
     applied to another subject's prompt it draws the clips' subject (docs/fidelity.md). On its own prompt the
     look is the base's own for that subject too, so ``p - b`` is mostly the motion, and the asked subject
-    comes from the plain base's ``c``, which no adapter touches. Costs two or three more transformer passes
-    a step. The pipeline itself runs with ``true_cfg_scale=1`` meanwhile."""
+    comes from the plain base's ``c``, which no adapter touches. Costs two more transformer passes a step
+    (``b`` and ``p``; ``u`` replaces the pipeline's own negative pass). The pipeline itself runs with ``true_cfg_scale=1`` meanwhile."""
     adapters = has_adapters(transformer)
     busy = False
 
