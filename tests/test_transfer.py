@@ -143,3 +143,17 @@ def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
     r = run(capsys, *common, "-O", "transfer=-2", "-o", tmp_path / "d.mp4")
     assert r.code == 2 and "transfer=-2.0" in r.err
     assert not (tmp_path / "c.mp4").exists() and not (tmp_path / "d.mp4").exists()
+
+
+def test_the_reference_is_the_pack_whose_motion_the_prompt_names(capsys, tmp_path, tiny_dir):
+    from cli_runner import run
+    from conftest_tiny import write_clap_clips
+
+    clips = write_clap_clips(tmp_path / "clips", 2)
+    for motion in ("clap", "wave"):
+        assert run(capsys, "learn", motion, clips, "--base", tiny_dir, "--steps", "2").code == 0
+    for prompt, reference in (("a panda claps", "a person claps"), ("a panda waves", "a person waves")):
+        r = run(capsys, "gen", prompt, "--pack", "clap", "--pack", "wave", "--base", tiny_dir, "--size", "16x32",
+                "--frames", "5", "--steps", "2", "-O", "transfer=2", "-o", tmp_path / f"{prompt}.mp4", "--json")
+        assert r.code == 0, r.err
+        assert json.loads(r.out)["metadata"]["transfer_prompt"] == reference
