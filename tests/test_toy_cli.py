@@ -108,3 +108,24 @@ def test_the_toy_group_does_not_load_the_renderer_or_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_quickstart_end_to_end_says_what_the_judges_see(capsys, tmp_path):
+    """The README's main command, on a short budget: clips, a pack, a video with its sheet, and the judges'
+    verdict on that video."""
+    pytest.importorskip("torch")
+    folder = tmp_path / "qs"
+    r = run(capsys, "toy", "quickstart", folder, "--motion", "wave", "--subject", "fox", "--clips", "2",
+            "--steps", "2", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert data["prompt"] == "a fox waves" and data["pack"] == "wave:latest"
+    assert media.probe(data["video"]).frames == 17 and Image.open(data["contact_sheet"]).size[0] > 0
+    judged = data["judged"]
+    assert 0 < judged["motion_p"] <= 1 and 0 < judged["subject_p"] <= 1
+    assert judged["right"] == (judged["motion"] == "wave" and judged["subject"] == "fox")
+    assert f"the judges see: {judged['motion']}" in r.err
+    assert len(list((folder / "clips").glob("*.mp4"))) == 2
+
+    r = run(capsys, "toy", "quickstart", tmp_path / "p", "--subject", "person")
+    assert r.code == 2 and "pick another --subject" in r.err

@@ -88,8 +88,17 @@ def quickstart(
     video = folder / f"{who}-{key}.mp4"
     o.info(f"3/3 generating \"{prompt}\"")
     _cli("gen", prompt, "--pack", key, "--seed", str(seed), "-o", video, "--sheet", "--force")
+    # The toy world has judges: say what they see, so a run that did not work is not taken for one that did.
+    from .judges import load_judges, read_video
+
+    judged = load_judges().judge(read_video(video))
+    o.info(f"the judges see: {judged.motion} ({judged.motion_p[judged.motion]:.0%}), "
+           f"performed by a {judged.subject} ({judged.subject_p[judged.subject]:.0%}); asked for {key} by a {who}")
     data = {"video": str(video), "contact_sheet": str(video.with_suffix(".png")), "pack": f"{key}:latest",
-            "clips": str(clip_set.folder), "prompt": prompt, "seconds": round(time.perf_counter() - started, 1)}
+            "clips": str(clip_set.folder), "prompt": prompt, "seconds": round(time.perf_counter() - started, 1),
+            "judged": {"motion": judged.motion, "motion_p": round(judged.motion_p[judged.motion], 3),
+                       "subject": judged.subject, "subject_p": round(judged.subject_p[judged.subject], 3),
+                       "right": judged.motion == key and judged.subject == who}}
     o.info(f"done in {data['seconds']}s: the video is {video}, its contact sheet {data['contact_sheet']}")
     o.emit(data, lambda c: c.print(f"{data['video']}\n{data['contact_sheet']}", highlight=False, markup=False))
 
