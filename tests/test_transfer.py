@@ -28,22 +28,26 @@ def _adapter(transformer, trained: bool = True) -> None:
                     param.copy_(torch.randn_like(param) * 0.5)   # as if trained: B starts at zero
 
 
-def _text(encoded) -> dict:
-    embeds, mask = encoded.joined()
-    return dict(encoder_hidden_states=embeds, encoder_attention_mask=mask, pooled_projections=encoded.pooled)
+def _plain(encoded) -> tuple:
+    return (*encoded.joined(), encoded.pooled)
 
 
-def _reference(encoder, weight: float, embedding_shift: float = 0.3) -> Transfer:
+def _reference(encoder, weight: float, embedding_shift: float = 0.3, image=None) -> Transfer:
     """The pack's own prompt, plainly and through a stand-in for the pack's embedding (a shift of it)."""
-    plain = _text(encoder.encode("a person claps"))
-    with_pack = {**plain, "encoder_hidden_states": plain["encoder_hidden_states"] + embedding_shift}
-    return Transfer(prompt="a person claps", pack=with_pack, base=plain, weight=weight)
+    embeds, mask, pooled = plain = _plain(encoder.encode("a person claps", image=image))
+    return Transfer(prompt="a person claps", pack=(embeds + embedding_shift, mask, pooled), base=plain, weight=weight)
+
+
+def _kwargs(encoding: tuple) -> dict:
+    """The transformer's text keyword arguments for (embeds, mask, pooled)."""
+    embeds, mask, pooled = encoding
+    return dict(encoder_hidden_states=embeds, encoder_attention_mask=mask, pooled_projections=pooled)
 
 
 def test_each_step_is_the_base_plus_the_packs_delta_on_its_own_prompt(fresh_pipe):
     encoder = PromptEncoder.from_pipeline(fresh_pipe)
-    asked = _text(encoder.encode("a panda claps"))
-    negative = _text(encoder.encode(""))
+    asked = _kwargs(_plain(encoder.encode("a panda claps")))
+    negative = _kwargs(_plain(encoder.encode("")))
     reference = _reference(encoder, weight=2.5)
     latents, _ = toy_video_latents()
     transformer = fresh_pipe.transformer
@@ -55,17 +59,18 @@ def test_each_step_is_the_base_plus_the_packs_delta_on_its_own_prompt(fresh_pipe
 
     _adapter(transformer)
     with_pack_asked = forward(asked)
-    with_pack = forward(reference.pack)       # the pack on its own prompt: adapters on
+    pack, base = _kwargs(reference.pack), _kwargs(reference.base)
+    with_pack = forward(pack)       # the pack on its own prompt: adapters on
     transformer.disable_lora()
-    asked_base, unconditional, reference_base = forward(asked), forward(negative), forward(reference.base)
+    asked_base, unconditional, reference_base = forward(asked), forward(negative), forward(base)
     transformer.enable_lora()
     assert not torch.allclose(with_pack_asked, asked_base)   # the adapter does something
 
     delta = 2.5 * (with_pack - reference_base)
-    with transfer_guidance(transformer, reference, negative, 4.0):
+    with transfer_guidance(transformer, pack, base, 2.5, negative, 4.0):
         guided = forward(asked)
     torch.testing.assert_close(guided, unconditional + 4.0 * (asked_base - unconditional) + delta, rtol=0, atol=1e-5)
-    with transfer_guidance(transformer, reference, None, 4.0):   # a guidance-distilled base: no negative pass
+    with transfer_guidance(transformer, pack, base, 2.5, None, 4.0):   # a guidance-distilled base: no negative pass
         distilled = forward(asked)
     torch.testing.assert_close(distilled, asked_base + delta, rtol=0, atol=1e-5)
     # afterwards the hook is gone and the adapters are back on
@@ -96,14 +101,11 @@ def test_transfer_on_an_image_to_video_base(tmp_path, condition):
     pipe = load_pipe(save_tiny_pipeline(tmp_path / "i2v", i2v=True, condition=condition), i2v=True)
     image = (np.random.default_rng(0).random((16, 32, 3)) * 255).astype(np.uint8)
     encoder = PromptEncoder.from_pipeline(pipe)
-    plain = encoder.encode("a person claps", image=image)   # the reference sees the video's image too
-    base = _text(plain)
-    identity = Transfer(prompt="a person claps", pack=base, base=base, weight=3.0)
+    identity = _reference(encoder, 3.0, embedding_shift=0.0, image=image)   # it sees the video's image too
     without = _video(pipe, None, image, width=32)
     _adapter(pipe.transformer, trained=False)
     np.testing.assert_array_equal(_video(pipe, identity, image, width=32), without)   # p - b = 0: nothing moves
-    shifted = Transfer(prompt="a person claps", base=base, weight=3.0,
-                       pack={**base, "encoder_hidden_states": base["encoder_hidden_states"] + 0.3})
+    shifted = _reference(encoder, 3.0, image=image)
     assert np.abs(_video(pipe, shifted, image, width=32).astype(int) - without.astype(int)).max() > 0
 
 

@@ -81,7 +81,6 @@ def bench(
     if not row and any(r.i2v for r in rows) and not _i2v_base_built(o):
         rows = [r for r in rows if not r.i2v]
     gen_options = parse_options(gen_option)
-    build(GenSettings, gen_options)   # a bad setting fails here, in one line, before anything is learnt
     fixed = [k for k in VIDEO_SHAPE if k in gen_options]
     if fixed:
         raise UsageError(f"the bench generates at the toy world's video size: -G {fixed[0]} cannot change it",
@@ -90,6 +89,7 @@ def bench(
                      seeds=seeds or (2 if quick else 3), clips=clips, steps=steps, seed=seed,
                      options=parse_options(option), gen_options=gen_options, pack_weight=pack_weight,
                      extensions=list(EXTENSIONS) if extensions else [], extension_subjects=1 if quick else None)
+    build(GenSettings, plan.generation())   # what every row runs with: a bad setting fails here, before any learning
     runs = len(plan.motions) * sum(r.options is not None for r in plan.rows)
     o.info(f"{len(plan.rows)} rows x {len(plan.motions)} motions ({runs} packs to learn), {len(plan.subjects)} subjects, "
            f"{plan.seeds} seeds; writing to {out_dir}")

@@ -8,7 +8,6 @@ embedding of the first pack whose motion appears in the prompt is used; other pa
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -72,19 +71,12 @@ def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, pa
 class Transfer:
     """Motion-transfer guidance (``gen -O transfer=W``): every denoising step adds
     ``weight * (the pack's prediction on its own prompt - the plain base's prediction on that prompt)`` to the
-    plain base's prediction for the asked prompt. ``pack`` and ``base`` are the transformer's text keyword
-    arguments for the pack's prompt ("a person claps") with and without the pack's embedding."""
+    plain base's prediction for the asked prompt. ``pack`` and ``base`` are the pack's prompt ("a person
+    claps") encoded with and without the pack's embedding, as (embeds, mask, pooled)."""
     prompt: str
-    pack: dict
-    base: dict
+    pack: tuple
+    base: tuple
     weight: float
-
-    def to(self, device, dtype) -> "Transfer":
-        def moved(text: dict) -> dict:
-            return _text_kwargs(text["encoder_hidden_states"], text["encoder_attention_mask"],
-                                text["pooled_projections"], device, dtype)
-
-        return dataclasses.replace(self, pack=moved(self.pack), base=moved(self.base))
 
 
 def _text_kwargs(embeds, mask, pooled, device=None, dtype=None) -> dict:
@@ -103,8 +95,7 @@ def transfer_reference(encoder: PromptEncoder, packs, used, reporter, weight: fl
     prompt = pack.manifest["variants"][variant].get("prompt") or pack.manifest["motion"]["prompt"]
     embeds, mask, pooled, _, _ = encode_with_packs(encoder, prompt, None, None, (pack,), reporter, variant, image)
     plain = encoder.encode(prompt, image=image)
-    return Transfer(prompt=prompt, pack=_text_kwargs(embeds, mask, pooled),
-                    base=_text_kwargs(*plain.joined(), plain.pooled), weight=weight)
+    return Transfer(prompt=prompt, pack=(embeds, mask, pooled), base=(*plain.joined(), plain.pooled), weight=weight)
 
 
 def encode_for_sampling(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, *, transfer: float,
@@ -144,6 +135,47 @@ def has_adapters(transformer) -> bool:
 
 
 @contextlib.contextmanager
+def _extra_passes(transformer, combine, adapters_in_call: bool):
+    """While active, each forward call of ``transformer`` that the pipeline makes returns
+    ``combine(prediction, run)`` in place of its prediction, where ``run(text, adapters)`` repeats that call
+    (same latents and timestep) with other text keyword arguments, the packs' adapters on or off. The
+    pipeline's own call runs with the adapters on or off as ``adapters_in_call`` says."""
+    adapters = has_adapters(transformer)
+    busy = False
+
+    def switch(module, on: bool) -> None:
+        if adapters:
+            module.enable_lora() if on else module.disable_lora()
+
+    def hook(module, args, kwargs, output):
+        nonlocal busy
+        if busy:  # one of the repeated calls
+            return None
+        busy = True
+
+        def run(text: dict, with_adapters: bool):
+            switch(module, with_adapters)
+            try:
+                return module(*args, **{**kwargs, **text})[0]
+            finally:
+                switch(module, adapters_in_call)
+
+        try:
+            prediction = combine(output[0], run)
+        finally:
+            busy = False
+        # HunyuanVideo's pipelines call the transformer with return_dict=False: a tuple, prediction first
+        return (prediction, *output[1:])
+
+    switch(transformer, adapters_in_call)
+    handle = transformer.register_forward_hook(hook, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+        switch(transformer, True)
+
+
 def guidance_against_base(transformer, negative: dict, scale: float):
     """Classifier-free guidance whose negative pass is the plain base: while active, every forward call of
     ``transformer`` (made with the prompt, adapters on) runs a second time with the ``negative`` keyword
@@ -156,80 +188,33 @@ def guidance_against_base(transformer, negative: dict, scale: float):
     base a pack then reproduced its own clips 70 % of the time instead of 11 %, though on other subjects it
     trades subject for motion like a heavier pack weight (docs/fidelity.md, "Guidance against the base").
     The pipeline itself runs with ``true_cfg_scale=1`` meanwhile."""
-    busy = False
+    def combine(positive, run):
+        unconditional = run(negative, False)
+        return unconditional + scale * (positive - unconditional)
 
-    def hook(module, args, kwargs, output):
-        nonlocal busy
-        if busy:  # the negative pass itself
-            return None
-        busy = True
-        module.disable_lora()
-        try:
-            neg = module(*args, **{**kwargs, **negative})
-        finally:
-            module.enable_lora()
-            busy = False
-        # HunyuanVideo's pipelines call the transformer with return_dict=False: a tuple, prediction first
-        return (neg[0] + scale * (output[0] - neg[0]), *output[1:])
-
-    handle = transformer.register_forward_hook(hook, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
+    return _extra_passes(transformer, combine, adapters_in_call=True)
 
 
-@contextlib.contextmanager
-def transfer_guidance(transformer, transfer: Transfer, negative: dict | None, scale: float):
+def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negative: dict | None, scale: float):
     """Motion-transfer guidance while active: the pipeline's forward calls (the asked prompt, run here on the
-    plain base: every adapter is switched off) become
-    ``u + scale * (c - u) + transfer.weight * (p - b)``, where ``c`` is that call, ``u`` the ``negative``
-    prompt on the plain base (without ``negative``: ``c + weight * (p - b)``, for guidance-distilled bases),
-    ``p`` the pack (adapters on) on its own prompt and ``b`` the plain base on that prompt.
+    plain base: every adapter is switched off) become ``u + scale * (c - u) + weight * (p - b)``, where ``c``
+    is that call, ``u`` the ``negative`` prompt on the plain base (without ``negative``: ``c + weight * (p -
+    b)``, for guidance-distilled bases), ``p`` the pack (adapters on) on its own prompt, given by the text
+    keyword arguments ``pack``, and ``b`` the plain base on that prompt (``base``).
 
     Why: a pack learnt from clips of one subject carries that subject's look along with its motion, and
     applied to another subject's prompt it draws the clips' subject (docs/fidelity.md). On its own prompt the
     look is the base's own for that subject too, so ``p - b`` is mostly the motion, and the asked subject
     comes from the plain base's ``c``, which no adapter touches. Costs two more transformer passes a step
-    (``b`` and ``p``; ``u`` replaces the pipeline's own negative pass). The pipeline itself runs with ``true_cfg_scale=1`` meanwhile."""
-    adapters = has_adapters(transformer)
-    busy = False
+    (``b`` and ``p``; ``u`` replaces the pipeline's own negative pass). The pipeline itself runs with
+    ``true_cfg_scale=1`` meanwhile."""
+    def combine(asked, run):
+        if negative is not None:
+            unconditional = run(negative, False)
+            asked = unconditional + scale * (asked - unconditional)
+        return asked + weight * (run(pack, True) - run(base, False))
 
-    def hook(module, args, kwargs, output):
-        nonlocal busy
-        if busy:  # one of the passes below
-            return None
-        busy = True
-        try:
-            def run(text: dict):
-                return module(*args, **{**kwargs, **text})[0]
-
-            prediction = output[0]
-            if negative is not None:
-                unconditional = run(negative)
-                prediction = unconditional + scale * (prediction - unconditional)
-            reference = run(transfer.base)
-            if adapters:
-                module.enable_lora()
-            try:
-                with_pack = run(transfer.pack)
-            finally:
-                if adapters:
-                    module.disable_lora()
-        finally:
-            busy = False
-        # HunyuanVideo's pipelines call the transformer with return_dict=False: a tuple, prediction first
-        return (prediction + transfer.weight * (with_pack - reference), *output[1:])
-
-    if adapters:
-        transformer.disable_lora()
-    handle = transformer.register_forward_hook(hook, with_kwargs=True)
-    try:
-        yield
-    finally:
-        handle.remove()
-        if adapters:
-            transformer.enable_lora()
+    return _extra_passes(transformer, combine, adapters_in_call=False)
 
 
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
@@ -258,17 +243,18 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
         extra["image"] = Image.fromarray(np.asarray(image, dtype=np.uint8))
         frames = pipeline_frames(pipe, frames)
     guided = contextlib.nullcontext()
+    guiding = negative is not None and true_cfg_scale > 1
+    negative_text = _text_kwargs(*negative, device, dtype) if guiding else None
     if transfer is not None:
-        text = _text_kwargs(*negative, device, dtype) if negative is not None and true_cfg_scale > 1 else None
-        guided = transfer_guidance(pipe.transformer, transfer.to(device, dtype), text, true_cfg_scale)
-    elif negative is not None and true_cfg_scale > 1:
-        n_embeds, n_mask, n_pooled = negative
-        n_embeds, n_mask, n_pooled = n_embeds.to(device, dtype), n_mask.to(device), n_pooled.to(device, dtype)
-        if cfg_negative == "base" and has_adapters(pipe.transformer):
-            guided = guidance_against_base(pipe.transformer, _text_kwargs(n_embeds, n_mask, n_pooled), true_cfg_scale)
-        else:
-            extra.update(negative_prompt_embeds=n_embeds, negative_prompt_attention_mask=n_mask,
-                         negative_pooled_prompt_embeds=n_pooled, true_cfg_scale=true_cfg_scale)
+        guided = transfer_guidance(pipe.transformer, _text_kwargs(*transfer.pack, device, dtype),
+                                   _text_kwargs(*transfer.base, device, dtype), transfer.weight, negative_text,
+                                   true_cfg_scale)
+    elif guiding and cfg_negative == "base" and has_adapters(pipe.transformer):
+        guided = guidance_against_base(pipe.transformer, negative_text, true_cfg_scale)
+    elif guiding:
+        extra.update(negative_prompt_embeds=negative_text["encoder_hidden_states"],
+                     negative_prompt_attention_mask=negative_text["encoder_attention_mask"],
+                     negative_pooled_prompt_embeds=negative_text["pooled_projections"], true_cfg_scale=true_cfg_scale)
     with torch.no_grad(), guided:
         out = pipe(prompt_embeds=embeds.to(device, dtype), prompt_attention_mask=mask.to(device),
                    pooled_prompt_embeds=pooled.to(device, dtype), height=height, width=width, num_frames=frames,
