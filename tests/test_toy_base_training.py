@@ -99,6 +99,8 @@ def test_train_base_keeps_a_given_vae_and_trains_only_the_transformer(capsys, tm
     training = json.loads((second / "synmotion.json").read_text())["training"]
     assert training["vae_steps"] == 0 and training["vae_from"] == str(first.resolve())
     assert training["config"]["transformer_subject_weight"] == 9.0 and training["transformer_steps"] >= 1
+    # the kept VAE was loaded from disk, but its config does not carry that machine's path
+    assert not [c for c in second.glob("*/config.json") if "_name_or_path" in c.read_text()]
     old, new = (AutoencoderKLHunyuanVideo.from_pretrained(d / "vae").state_dict() for d in (first, second))
     # the same clips and seed: renormalising the kept VAE's latents changes nothing that matters
     for name, value in old.items():

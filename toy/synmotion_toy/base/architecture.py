@@ -88,3 +88,24 @@ def build_components(seed: int = 0) -> dict:
         text_encoder=text_encoder.eval(), tokenizer=tokenizer,
         text_encoder_2=text_encoder_2.eval(), tokenizer_2=tokenizer_2,
     )
+
+
+def save_base(pipe, folder) -> None:
+    """``save_pretrained``, without the ``_name_or_path`` that diffusers and transformers write into the config
+    of a part loaded from disk (a kept VAE, the I2V base's parts of the toy base): a path on the machine that
+    trained the base, which says nothing about the model and would differ between two identical trainings."""
+    import json
+    from pathlib import Path
+
+    def drop(config: dict) -> bool:
+        dropped = config.pop("_name_or_path", None) is not None
+        for value in config.values():
+            if isinstance(value, dict):
+                dropped = drop(value) or dropped
+        return dropped
+
+    pipe.save_pretrained(folder)
+    for path in Path(folder).glob("*/config.json"):
+        config = json.loads(path.read_text())
+        if drop(config):
+            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")   # as both libraries write it

@@ -187,7 +187,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     timings["transformer_s"] = round(time.perf_counter() - t, 1)
     pipe.transformer = ema.eval().cpu()
     pipe.register_modules(transformer=pipe.transformer)
-    pipe.save_pretrained(scratch)
+    arch.save_base(pipe, scratch)
     info["training"] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
                                    if k != "out"},
                         "from_t2v": str(t2v_dir), "device": device.type,

@@ -344,7 +344,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     out = Path(cfg.out)
     parts["transformer"] = tr.pop("ema").cpu()
     parts["vae"] = vae.cpu()
-    HunyuanVideoPipeline(**parts).save_pretrained(out)
+    arch.save_base(HunyuanVideoPipeline(**parts), out)
     info = {
         "prompt_template": arch.TEMPLATE, "crop_start": template.crop_start,
         "max_sequence_length": arch.MAX_SEQUENCE_LENGTH,
