@@ -94,9 +94,10 @@ def test_train_base_keeps_a_given_vae_and_trains_only_the_transformer(capsys, tm
     assert r.code == 0, r.err
     second = tmp_path / "second"
     r = run(capsys, "toy", "train-base", second, "--clips", "8", "--vae-from", first, "--subject-weight", "9",
-            "--transformer-minutes", "0.02", "--threads", "1")
+            "--batch", "3", "--transformer-minutes", "0.02", "--threads", "1")
     assert r.code == 0, r.err
     training = json.loads((second / "synmotion.json").read_text())["training"]
+    assert training["config"]["batch"] == 3
     assert training["vae_steps"] == 0 and training["vae_from"] == str(first.resolve())
     assert training["config"]["transformer_subject_weight"] == 9.0 and training["transformer_steps"] >= 1
     # the kept VAE was loaded from disk, but its config does not carry that machine's path

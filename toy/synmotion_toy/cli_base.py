@@ -136,6 +136,8 @@ def train_base_cmd(
     subject_weight: float = typer.Option(BaseTrainConfig.transformer_subject_weight, "--subject-weight",
                                          help="Extra flow-matching loss weight on the subject's latent pixels."),
     lr: float = typer.Option(BaseTrainConfig.lr, "--lr", help="The transformer's peak learning rate."),
+    batch: int = typer.Option(BaseTrainConfig.batch, "--batch", min=1,
+                              help="Clips per transformer step (a GPU has room for more than the CPU default)."),
     threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
     bf16: bool = typer.Option(BaseTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
     device: Device = typer.Option(BaseTrainConfig.device, "--device", help=DEVICE_HELP),
@@ -144,7 +146,7 @@ def train_base_cmd(
 
     o = out(False)
     cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_from=vae_from, init_from=init_from,
-                          vae_minutes=vae_minutes, lr=lr,
+                          vae_minutes=vae_minutes, lr=lr, batch=batch,
                           transformer_minutes=transformer_minutes, transformer_subject_weight=subject_weight,
                           threads=threads, mixed_precision=bf16, device=device.value)
     path = train_base(cfg, report=o.info)
