@@ -89,8 +89,10 @@ def i2v_defaults(t2v_defaults: dict) -> dict:
     """The image-to-video base's option defaults: its text-to-video base's, without motion-transfer guidance.
     Measured on the I2V bench row (docs/fidelity.md): there the image already holds the subject, and transfer
     trades subject for motion like a heavier pack weight (43 % / 84 % at 3, against 43 % / 92 % at weight 1.5)."""
-    gen = {k: v for k, v in t2v_defaults.get("gen", {}).items() if k != "transfer"}
-    return {**t2v_defaults, "gen": gen} if "gen" in t2v_defaults else dict(t2v_defaults)
+    defaults = dict(t2v_defaults)
+    if "gen" in defaults:
+        defaults["gen"] = {k: v for k, v in defaults["gen"].items() if k != "transfer"}
+    return defaults
 
 
 def template_config(tokenizer, max_sequence_length: int) -> dict:
@@ -190,7 +192,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     arch.save_base(pipe, scratch)
     info["training"] = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()
                                    if k != "out"},
-                        "from_t2v": str(t2v_dir), "device": device.type,
+                        "device": device.type,
                         "bf16": cfg.mixed_precision and bf16_supported(device.type),
                         "timings": timings, "transformer_steps": steps,
                         "loss_curve_per_100_steps": [round(float(np.mean(losses[i:i + 100])), 4)
