@@ -66,7 +66,7 @@ class PackUse:
     digest: str
     manifest: dict[str, Any]
     files: dict[str, Path]
-    weight: float = 1.0
+    weight: float | None = None     # None: the base's default pack weight (1 unless the base sets another)
 
 
 @dataclass(frozen=True)
@@ -92,6 +92,7 @@ class GenResult:
     frames: Any                     # numpy uint8 array (F, H, W, 3)
     fps: float
     metadata: dict[str, Any]        # prompt as used, base identity, seed, sampler settings
+    pack_weights: tuple[float, ...] | None = None  # the weight each requested pack ran at; None: as requested, else 1
 
 
 @runtime_checkable

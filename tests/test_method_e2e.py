@@ -305,6 +305,47 @@ def test_two_packs_with_weights_and_user_spv_folder(capsys, tmp_path, tiny_dir, 
     assert r.code == 2 and "something.mp4" in r.err
 
 
+def test_a_base_sets_the_weight_of_packs_named_without_one(capsys, tmp_path, tiny_dir, clips):
+    """A base's `defaults.gen.pack_weight` is the weight of `--pack NAME` (and of packs found in the prompt):
+    the video is the one `--pack NAME:W` makes at that weight, and the metadata records the weight applied.
+    A weight given with the pack wins over the base's."""
+    import shutil
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_dir, base)
+    info_file = base / "synmotion.json"
+    info = json.loads(info_file.read_text())
+
+    def set_pack_weight(weight):
+        defaults = info.get("defaults", {})
+        info_file.write_text(json.dumps({**info, "defaults": {**defaults, "gen": {**defaults.get("gen", {}),
+                                                                                  "pack_weight": weight}}}))
+
+    set_pack_weight(3.0)
+    r = run(capsys, "learn", "clap", clips, "--base", base, "--steps", "6", "-O", "lr=0.05")
+    assert r.code == 0, r.err
+
+    def gen(name, *args):
+        path = tmp_path / f"{name}.mp4"
+        r = run(capsys, "gen", "a fox claps", *args, "--seed", "2", "--size", "32x48", "--frames", "5", "-o", path,
+                "--json")
+        assert r.code == 0, r.err
+        return json.loads(r.out)["metadata"]["packs"], r.err, media.decode(path, fps=8, height=32, width=48, frames=5)
+
+    found, found_err, found_frames = gen("found")           # the pack's motion is in the prompt
+    named, named_err, named_frames = gen("named", "--pack", "clap")
+    explicit, explicit_err, explicit_frames = gen("explicit", "--pack", "clap:3")
+    one, _, one_frames = gen("one", "--pack", "clap:1")
+    assert found.endswith(":3") and named.endswith(":3") and explicit.endswith(":3") and one.endswith(":1")
+    assert "run at 3" in named_err and "run at 3" in found_err and "run at 3" not in explicit_err
+    assert np.array_equal(named_frames, explicit_frames) and np.array_equal(found_frames, explicit_frames)
+    assert not np.array_equal(named_frames, one_frames)   # the weight is applied, not only recorded
+
+    set_pack_weight(9)
+    r = run(capsys, "gen", "a fox claps", "--pack", "clap", "-o", tmp_path / "bad.mp4")
+    assert r.code == 2 and "pack_weight=9" in r.err and r.err.count("Error:") == 1 and "Traceback" not in r.err
+
+
 def test_manifest_names_every_file_it_stores(capsys, tiny_dir, clips):
     """Each stored file is referenced by its variant, so generation finds it (a pack with an unreferenced
     LoRA would silently generate without its adapter)."""

@@ -80,6 +80,7 @@ def test_bench_end_to_end_on_a_tiny_budget(capsys, tmp_path, isolated_home):
     assert data["plan"]["gen_options"] == {"transfer": 2} and data["plan"]["pack_weight"] == 1.5
     base, full = data["rows"]["base"], data["rows"]["full"]
     assert base["learn_s"] is None and full["learn_s"] > 0
+    assert base["pack_weight"] is None and full["pack_weight"] == 1.5
     for row in (base, full):
         assert row["videos"] == 2 + 1  # 2 seeds, plus one background/style prompt
         for name, m in row["overall"].items():
@@ -154,6 +155,7 @@ def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
     assert json.loads((WEIGHTS / "synmotion.json").read_text())["defaults"] == DEFAULTS
     assert json.loads((WEIGHTS_I2V / "synmotion.json").read_text())["defaults"] == i2v_defaults(DEFAULTS)
     assert DEFAULTS["gen"]["transfer"] > 0 and "transfer" not in i2v_defaults(DEFAULTS)["gen"]
+    assert "pack_weight" not in DEFAULTS["gen"] and i2v_defaults(DEFAULTS)["gen"]["pack_weight"] > 1
     shipped = DEFAULTS["learn"]
     assert build(LearnSettings, shipped).strategy == "joint"
     resolved = {r.name: build(LearnSettings, shipped, r.options) for r in ROWS if r.options is not None}

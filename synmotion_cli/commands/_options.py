@@ -22,15 +22,16 @@ def parse_options(items: list[str] | None) -> dict:
     return options
 
 
-def parse_pack_spec(spec: str) -> tuple[str, float]:
-    """``clap`` -> (clap, 1.0); ``clap:0.8`` -> (clap, 0.8); ``clap:v2:0.8`` -> (clap:v2, 0.8); ``clap:v2`` -> (clap:v2, 1.0)."""
+def parse_pack_spec(spec: str) -> tuple[str, float | None]:
+    """``clap`` -> (clap, None); ``clap:0.8`` -> (clap, 0.8); ``clap:v2:0.8`` -> (clap:v2, 0.8); ``clap:v2`` ->
+    (clap:v2, None). None leaves the weight to the base the pack runs on (1 unless its defaults say otherwise)."""
     head, sep, tail = spec.rpartition(":")
     if sep:
         try:
             weight = float(tail)
         except ValueError:
-            return spec, 1.0
+            return spec, None
         if not 0.0 <= weight <= 4.0:
             raise UsageError(f"pack weight {weight} in {spec!r} is out of range", hint="use a weight between 0 and 4, e.g. clap:0.8")
         return head, weight
-    return spec, 1.0
+    return spec, None

@@ -56,7 +56,7 @@ def _pick_packs(store, specs, prompt, no_pack, o):
             for w in [motion.get("name", "")] + list(triggers):
                 triggers.update(inflections(w) if w else [])
             if words & {t.lower() for t in triggers if " " not in t} and pack.tag == "latest":
-                chosen.append((pack, (lambda p=pack: store.files(p)), 1.0))
+                chosen.append((pack, (lambda p=pack: store.files(p)), None))
         if chosen:
             o.info("using pack(s) " + ", ".join(p.full_name for p, _, _ in chosen) + " (their motion is in the prompt)")
         else:
@@ -131,8 +131,9 @@ def gen(
                                   reporter)
     finally:
         reporter.close()
+    weights = result.pack_weights or [1.0 if p.weight is None else p.weight for p in packs]
     meta = {"synmotion_version": __version__, "seed": str(seed), **{k: str(v) for k, v in result.metadata.items()},
-            "packs": ",".join(f"{p.name}@sha256:{p.digest[:12]}:{p.weight:g}" for p in packs)}
+            "packs": ",".join(f"{p.name}@sha256:{p.digest[:12]}:{w:g}" for p, w in zip(packs, weights))}
     meta = {k: v for k, v in meta.items() if v != ""}  # containers drop empty tags; the hash must match what stays
     payload = watermark.payload_for(meta)
     meta["watermark"] = f"{payload:08x}"

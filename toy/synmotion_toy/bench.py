@@ -77,7 +77,7 @@ class BenchPlan:
     extensions: list[tuple[str, str]] = field(default_factory=list)   # (background, style) pairs
     extension_subjects: int | None = None   # how many subjects get a background/style prompt (None: all)
     gen_options: dict = field(default_factory=dict)   # generation settings for every row (`gen -O`), over PAPER_GENERATION
-    pack_weight: float = 1.0         # every pack's weight at generation (`gen --pack NAME:W`)
+    pack_weight: float | None = None  # every pack's weight at generation (`gen --pack NAME:W`); None: the base's
 
     def generation(self) -> dict:
         """The generation settings every row runs with."""
@@ -260,6 +260,7 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
             "per_motion": tally.per_motion(I2V_MEASURES if row.i2v else MEASURES),
             "extension": ext_tally.summary(EXTENSION_MEASURES, 1) if ext_tally.items else None, "i2v": row.i2v,
             "learn_s": float(np.mean(learn_s)) if learn_s else None, "sheet": str(sheet),
+            "pack_weight": (gen.settings.pack_weight if plan.pack_weight is None else plan.pack_weight) if packs else None,
             "videos": len(tally.items) + len(ext_tally.items),
         }
     results["seconds"] = round(time.perf_counter() - started, 1)

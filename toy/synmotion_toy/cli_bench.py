@@ -51,8 +51,9 @@ def bench(
                                                    help="Generation setting key=value for every row (repeatable), "
                                                         "as `gen -O` takes it, e.g. transfer=3. Rows apply packs "
                                                         "the paper's way (transfer=0) unless told."),
-    pack_weight: float = typer.Option(1.0, "--pack-weight", min=0.0,
-                                      help="Every pack's weight at generation, as `gen --pack NAME:W`."),
+    pack_weight: Optional[float] = typer.Option(None, "--pack-weight", min=0.0, max=4.0,
+                                                help="Every pack's weight at generation, as `gen --pack NAME:W` "
+                                                     "(default: the base's, as `gen --pack NAME`)."),
     extensions: bool = typer.Option(True, "--extensions/--no-extensions",
                                     help="Also judge prompts with a background and a style."),
     list_rows: bool = typer.Option(False, "--list-rows", help="List the rows and exit."),
@@ -149,7 +150,7 @@ def render_table(console, data: dict) -> None:
     from rich.table import Table
 
     table = Table(box=None, header_style="bold", title="toy MotionBench (mean ± spread over seeds)")
-    cols = ("ROW", "MOTION ACC", "SUBJECT ACC", "DYNAMICS", "SUBJ. CONSIST.", "MOTION SIM.", "LEARN S")
+    cols = ("ROW", "MOTION ACC", "SUBJECT ACC", "DYNAMICS", "SUBJ. CONSIST.", "MOTION SIM.", "LEARN S", "PACK W.")
     ext = any(r["extension"] for r in data["rows"].values())
     i2v = any(r.get("i2v") for r in data["rows"].values())
     if i2v:
@@ -162,7 +163,8 @@ def render_table(console, data: dict) -> None:
         o = r["overall"]
         cells = [escape(name), _pm(o["motion_acc"], True), _pm(o["subject_acc"], True), _pm(o["dynamics"], False),
                  _pm(o["subject_consistency"], False), _pm(o["motion_similarity"], False),
-                 f"{r['learn_s']:.0f}" if r["learn_s"] else "-"]
+                 f"{r['learn_s']:.0f}" if r["learn_s"] else "-",
+                 f"{r['pack_weight']:g}" if r.get("pack_weight") is not None else "-"]
         if i2v:
             cells.append(_pm(o["image_consistency"], False) if "image_consistency" in o else "-")
         if ext:

@@ -77,12 +77,13 @@ class Generator:
     def video(self, prompt: str, seed: int, packs=(), reporter=None, image=None) -> np.ndarray:
         """One video as `synmotion gen` makes it; ``image`` (uint8 (H, W, 3) at the video size) for I2V."""
         from synmotion_cli.reporting import Reporter
-        from synmotion_hunyuan.sampling import encode_for_sampling, sample
+        from synmotion_hunyuan.sampling import encode_for_sampling, sample, weighed
 
         if (image is not None) != self.i2v:
             raise ValueError("an image goes with an image-to-video generator, and only there")
-        self._use(packs)
         s = self.settings
+        packs = weighed(packs, s.pack_weight)
+        self._use(packs)
         embeds, mask, pooled, _, _, transfer = encode_for_sampling(
             self.encoder, prompt, None, None, packs, reporter or Reporter(), transfer=s.transfer, variant=self.variant,
             image=image)

@@ -167,7 +167,7 @@ class HunyuanBackend:
 
         from . import bases
         from .runtime import load_pipeline, pick_runtime
-        from .sampling import apply_loras, encode_for_sampling, sample
+        from .sampling import apply_loras, encode_for_sampling, sample, weighed
         from .settings import VIDEO_SHAPE, GenSettings, build
         from .text_encoding import PromptEncoder
 
@@ -203,6 +203,10 @@ class HunyuanBackend:
         if settings.height % 16 or settings.width % 16:
             raise UsageError(f"size {settings.height}x{settings.width} is not a multiple of 16",
                              hint="HunyuanVideo needs height and width divisible by 16, e.g. --size 320x512")
+        packs = weighed(request.packs, settings.pack_weight)
+        if settings.pack_weight != 1 and any(p.weight is None for p in request.packs):
+            reporter.message(f"packs named without a weight run at {settings.pack_weight:g}, the default of {base.id} "
+                             f"(--pack NAME:W sets one)")
         runtime = pick_runtime()
         reporter.message(f"base {base.id} on {runtime.device}")
         image = None
@@ -213,14 +217,14 @@ class HunyuanBackend:
         pipe = load_pipeline(base, runtime, training=False, i2v=i2v)
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
         embeds, mask, pooled, text, used, transfer = encode_for_sampling(
-            encoder, request.prompt, request.style, request.background, request.packs, reporter,
+            encoder, request.prompt, request.style, request.background, packs, reporter,
             transfer=settings.transfer, variant=variant, image=image)
         if transfer:
             reporter.message(f"motion-transfer guidance at {transfer.weight:g} from \"{transfer.prompt}\" "
                              f"(-O transfer=0 applies the pack to the prompt itself)")
         # classifier-free guidance against the empty prompt
         negative = encoder.negative() if settings.true_cfg_scale > 1 else None
-        adapters = apply_loras(pipe, request.packs, variant)
+        adapters = apply_loras(pipe, packs, variant)
         reporter.stage("sample", total=None)
         t0 = time.perf_counter()
         frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
@@ -229,7 +233,7 @@ class HunyuanBackend:
                         cfg_negative=settings.cfg_negative, image=image, transfer=transfer)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
-        return GenResult(frames=frames, fps=settings.fps, metadata={
+        return GenResult(frames=frames, fps=settings.fps, pack_weights=tuple(p.weight for p in packs), metadata={
             "prompt": text, "base": base.id, "base_fingerprint": base.fingerprint, "backend": self.name,
             "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
             "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters and not transfer else "",

@@ -8,6 +8,7 @@ embedding of the first pack whose motion appears in the prompt is used; other pa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
@@ -21,6 +22,11 @@ from .adapters import load_lora
 from .embedding import DualEmbedding
 from .settings import CFG_NEGATIVES
 from .text_encoding import PromptEncoder
+
+
+def weighed(packs, default: float) -> tuple:
+    """``packs`` with every weight left open (a pack named without one) set to the base's ``default``."""
+    return tuple(p if p.weight is not None else dataclasses.replace(p, weight=default) for p in packs)
 
 
 def encode_with_packs(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, variant="t2v",

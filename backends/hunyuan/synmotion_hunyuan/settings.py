@@ -89,6 +89,7 @@ class GenSettings:
     true_cfg_scale: float = 1.0      # > 1: classifier-free guidance against the empty prompt
     cfg_negative: str = CFG_NEGATIVES[0]   # that guidance's negative pass: one of CFG_NEGATIVES
     transfer: float = 0.0            # > 0: motion-transfer guidance at this weight (sampling.transfer_guidance)
+    pack_weight: float = 1.0         # the weight of a pack named without one (`--pack NAME:W` sets its own)
     height: int = 320
     width: int = 512
     frames: int = 33
@@ -102,6 +103,9 @@ class GenSettings:
         if not self.transfer >= 0:
             raise UsageError(f"invalid setting: transfer={self.transfer!r}",
                              hint="transfer is 0 (off) or the weight of motion-transfer guidance, e.g. transfer=3")
+        if not 0.0 <= self.pack_weight <= 4.0:
+            raise UsageError(f"invalid setting: pack_weight={self.pack_weight!r}",
+                             hint="use a pack weight between 0 and 4, e.g. pack_weight=1.5")
         if self.transfer > 0 and self.cfg_negative == "base":
             raise UsageError(f"transfer={self.transfer} and cfg_negative=base are two ways of guiding with a pack; "
                              "choose one", hint="add -O transfer=0 for cfg_negative=base (a base may guide with "
