@@ -65,9 +65,7 @@ def main() -> int:
     mask = torch.zeros(1, TEXT_TOKENS, dtype=torch.long, device=dev)
     mask[:, :valid] = 1
     spans = TokenSpans(subject=(0, 3), motion=(3, 5), extensions=(5, 5))
-
-    class Prompt:
-        pooled = torch.randn(1, 768, device=dev)
+    pooled = torch.randn(1, 768, device=dev)
 
     generator = torch.Generator().manual_seed(0)
     rows = []
@@ -76,7 +74,7 @@ def main() -> int:
         torch.cuda.synchronize()
         t = time.perf_counter()
         e, m = embedding(embeds, mask, spans)
-        loss = flow_matching_loss(transformer, x0, Prompt, e, m, generator, shift=7.0, guidance=1.0, autocast=True)
+        loss = flow_matching_loss(transformer, x0, e, m, pooled, generator, shift=7.0, guidance=1.0, autocast=True)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)

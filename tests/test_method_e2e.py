@@ -111,7 +111,8 @@ def test_learn_puts_lora_on_the_projections_asked_for(capsys, tmp_path, tiny_dir
     assert projected == {"to_q", "to_k", "add_q_proj", "add_k_proj"}
 
 
-@pytest.mark.parametrize("option", ["batch=0", "alpha=1.5", "rank=0", "frames=16", "projections=qo"])
+@pytest.mark.parametrize("option", ["batch=0", "alpha=1.5", "rank=0", "frames=16", "projections=qo",
+                                    "caption_dropout=1"])
 def test_learn_rejects_a_bad_setting_in_one_line(capsys, tmp_path, tiny_dir, clips, option):
     r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "-O", option, "--steps", "2")
     assert r.code == 2 and f"{option.split('=')[0]}=" in r.err and "Traceback" not in r.err
@@ -214,6 +215,40 @@ def test_spv_steps_change_no_motion_parameter_and_base_stays_frozen(tmp_path, ti
             assert torch.count_nonzero(value) == 0, f"{name}: the adapter learned from SPV steps"
         elif "lora_" not in name:
             assert torch.equal(value, base_weights[name.replace(".base_layer", "")]), name
+
+
+def test_caption_dropped_examples_train_the_adapter_on_the_empty_prompt(tmp_path, tiny_dir, clips):
+    """-O caption_dropout: a dropped clip is read with the guidance's negative prompt, so it reaches the
+    adapter but no part of the embedding, and the transformer sees exactly that prompt."""
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_hunyuan.tiny import TINY_DEFAULTS
+    from synmotion_hunyuan.training import Trainer
+
+    def train(dropout):
+        base = bases.resolve(str(tiny_dir))
+        settings = build(LearnSettings, TINY_DEFAULTS["learn"],
+                         {"strategy": "joint", "steps": 3, "caption_dropout": dropout})
+        pipe = load_pipeline(base, pick_runtime(), training=True)
+        trainer = Trainer(pipe, base, pick_runtime(), settings,
+                          _learn_request(tmp_path / str(dropout), clips, base=str(tiny_dir)), RecordingReporter(), {})
+        trainer.prepare()
+        texts = []
+        pipe.transformer.register_forward_pre_hook(
+            lambda _, args, kwargs: texts.append(kwargs["encoder_hidden_states"].detach().clone()), with_kwargs=True)
+        before = {n: p.detach().clone() for n, p in trainer.embedding.named_parameters()}
+        trainer.run()
+        moved = {n for n, p in trainer.embedding.named_parameters() if not torch.equal(before[n], p.detach())}
+        lora_b = [v for n, v in pipe.transformer.state_dict().items() if "lora_B" in n]
+        return trainer.negative[0], texts, moved, any(torch.count_nonzero(v) for v in lora_b)
+
+    empty, texts, moved, adapter_learned = train(0.999)
+    assert len(texts) == 3 and all(torch.equal(t, empty.to(t.dtype)) for t in texts)
+    assert not moved and adapter_learned
+    empty, texts, moved, adapter_learned = train(0.0)
+    assert not any(torch.equal(t, empty.to(t.dtype)) for t in texts if t.shape == empty.shape)
+    assert moved and adapter_learned
 
 
 def test_batch_accumulates_that_many_examples_per_step(tmp_path, tiny_dir, clips):

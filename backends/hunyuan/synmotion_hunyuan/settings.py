@@ -21,6 +21,7 @@ class LearnSettings:
     weight_decay: float = 0.0        # residues are offsets from meaningful embeddings: no pull toward zero
     alpha: float = 0.75              # probability of a user clip per step; else a subject-prior video
     strategy: str = "exclusive"      # "exclusive" (the paper's alternating SPV strategy) | "joint" (user clips only)
+    caption_dropout: float = 0.0     # chance a user clip trains on the empty prompt (the guidance's negative) instead
     spv_updates: str = "subject"     # what an SPV step trains: "subject" (paper) | "subject+refiner"
     motion_residue: bool = True
     subject_residue: bool = True
@@ -51,7 +52,7 @@ class LearnSettings:
 
     def __post_init__(self):
         checks = {
-            "alpha": 0.0 <= self.alpha <= 1.0,
+            "alpha": 0.0 <= self.alpha <= 1.0, "caption_dropout": 0.0 <= self.caption_dropout < 1.0,
             "strategy": self.strategy in ("exclusive", "joint"),
             "spv_updates": self.spv_updates in ("subject", "subject+refiner"),
             "streams": self.streams in ("both", "dual", "single"),
@@ -67,7 +68,7 @@ class LearnSettings:
         if bad:
             raise UsageError(f"invalid setting(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}",
                              hint="steps, batch and rank are at least 1; frames are 4k+1, height/width multiples "
-                                  "of 16, alpha in [0, 1], projections letters of qkv; at least one trainable part "
+                                  "of 16, alpha in [0, 1], caption_dropout in [0, 1), projections letters of qkv; at least one trainable part "
                                   "must stay on")
 
     def to_dict(self) -> dict:

@@ -60,7 +60,7 @@ def flow_matching_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
-def flow_matching_loss(transformer, x0, prompt, embeds, mask, generator, *, shift, guidance, autocast):
+def flow_matching_loss(transformer, x0, embeds, mask, pooled, generator, *, shift, guidance, autocast):
     """MSE between the predicted and the true velocity (noise - x0) at a random shifted time."""
     device = x0.device
     noise = torch.randn(x0.shape, generator=generator).to(device)
@@ -74,7 +74,7 @@ def flow_matching_loss(transformer, x0, prompt, embeds, mask, generator, *, shif
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
         pred = transformer(hidden_states=hidden.to(dtype), timestep=(sigma * 1000).to(dtype),
                            encoder_hidden_states=embeds.to(dtype), encoder_attention_mask=mask,
-                           pooled_projections=prompt.pooled.to(device, dtype), return_dict=False, **kwargs)[0]
+                           pooled_projections=pooled.to(device, dtype), return_dict=False, **kwargs)[0]
     return F.mse_loss(pred[:, :, scored].float(), (noise - x0)[:, :, scored].float())
 
 
@@ -260,6 +260,7 @@ class Trainer:
         embedding = prepared[1] if self.embedding is not None else None
         device = accelerator.device
         user = [(e.latents.to(device), e) for e in self.user]
+        empty = tuple(t.to(device) for t in self.negative)   # the prompt of a caption-dropped example
         spv = [(e.latents.to(device), e) for e in self.spv]
         model.train()
         t0 = time.perf_counter()
@@ -285,12 +286,18 @@ class Trainer:
                     for _ in range(s.batch):
                         x0, ex = pool[int(torch.randint(len(pool), (1,), generator=generator))]
                         p = ex.prompt.to(device)
-                        if embedding is not None:
+                        # drawn only when asked for, so runs without it keep their random stream
+                        dropped = (not use_spv and s.caption_dropout > 0
+                                   and torch.rand(1, generator=generator).item() < s.caption_dropout)
+                        if dropped:  # the pipelines' negative, so the adapter learns the clip in that pass too
+                            embeds, mask, pooled = empty
+                        elif embedding is not None:
                             embeds, mask = embedding(p.embeds, p.mask, p.spans, prefix=p.image_embeds,
                                                      motion_stop_grad=use_spv)
+                            pooled = p.pooled
                         else:
-                            embeds, mask = p.joined()
-                        loss = flow_matching_loss(model, x0, p, embeds, mask, generator, shift=self.shift,
+                            (embeds, mask), pooled = p.joined(), p.pooled
+                        loss = flow_matching_loss(model, x0, embeds, mask, pooled, generator, shift=self.shift,
                                                   guidance=s.guidance, autocast=rt.autocast)
                         if not torch.isfinite(loss):
                             raise UsageError(f"the loss became {loss.item()} at step {step + 1}",
