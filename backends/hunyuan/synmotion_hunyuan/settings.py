@@ -68,8 +68,8 @@ class LearnSettings:
         if bad:
             raise UsageError(f"invalid setting(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}",
                              hint="steps, batch and rank are at least 1; frames are 4k+1, height/width multiples "
-                                  "of 16, alpha in [0, 1], caption_dropout in [0, 1), projections letters of qkv; at least one trainable part "
-                                  "must stay on")
+                                  "of 16, alpha in [0, 1], caption_dropout in [0, 1), projections letters of qkv; "
+                                  "at least one trainable part must stay on")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
