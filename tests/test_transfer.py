@@ -93,6 +93,31 @@ def test_a_pack_that_changes_nothing_transfers_nothing(fresh_pipe):
     assert np.abs(_video(fresh_pipe, _reference(encoder, 3.0)).astype(int) - plain.astype(int)).max() > 0
 
 
+def test_steps_before_the_start_run_the_plain_base(fresh_pipe):
+    """``start``: the first steps leave out the pack's term and its two passes; a start past the last step
+    gives exactly the plain base's video, a start halfway a video between that and full transfer."""
+    import dataclasses
+
+    plain = _video(fresh_pipe, None)
+    encoder = PromptEncoder.from_pipeline(fresh_pipe)
+    _adapter(fresh_pipe.transformer)
+    reference = _reference(encoder, 3.0)
+    passes = []
+    fresh_pipe.transformer.register_forward_pre_hook(lambda *_: passes.append(1))
+
+    def video(start):
+        passes.clear()
+        return _video(fresh_pipe, dataclasses.replace(reference, start=start)), len(passes)
+
+    full, full_passes = video(0.0)
+    never, _ = video(0.99)           # 2 steps: the guidance would start at step 2, after the last
+    half, half_passes = video(0.5)   # step 0 without it, step 1 with it
+    np.testing.assert_array_equal(never, plain)
+    assert (full_passes, half_passes) == (2 * 4, 2 + 4)   # asked + negative, then + pack + base
+    assert np.abs(half.astype(int) - full.astype(int)).max() > 0
+    assert np.abs(half.astype(int) - plain.astype(int)).max() > 0
+
+
 @pytest.mark.parametrize("condition", ["latent_concat", "token_replace"])
 def test_transfer_on_an_image_to_video_base(tmp_path, condition):
     from conftest_tiny import load_pipe
@@ -125,6 +150,10 @@ def test_transfer_is_validated():
             build(GenSettings, {"transfer": bad})
     with pytest.raises(UsageError, match="choose one"):
         build(GenSettings, {"transfer": "1", "cfg_negative": "base"})
+    assert build(GenSettings, {"transfer_start": "0.15"}).transfer_start == 0.15
+    for bad in ("-0.1", "1", "nan"):
+        with pytest.raises(UsageError, match="transfer_start"):
+            build(GenSettings, {"transfer_start": bad})
 
 
 def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
@@ -138,6 +167,10 @@ def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
     assert metadata["transfer"] == "2.0" and metadata["transfer_prompt"] == "a person claps"
     assert 'motion-transfer guidance at 2 from "a person claps"' in r.err
     assert "cfg_negative" not in metadata     # transfer runs its own passes (empty values are not written)
+    assert "transfer_start" not in metadata and "after the first" not in r.err
+    r = run(capsys, *common, "-O", "transfer=2", "-O", "transfer_start=0.5", "-o", tmp_path / "late.mp4", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["metadata"]["transfer_start"] == "0.5" and "after the first 50% of the steps" in r.err
     r = run(capsys, *common, "-o", tmp_path / "b.mp4", "--json")
     assert r.code == 0 and json.loads(r.out)["metadata"]["transfer"] == "0.0"
     r = run(capsys, *common, "-O", "transfer=1", "-O", "cfg_negative=base", "-o", tmp_path / "c.mp4")

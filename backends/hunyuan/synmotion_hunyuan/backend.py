@@ -218,9 +218,10 @@ class HunyuanBackend:
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
         embeds, mask, pooled, text, used, transfer = encode_for_sampling(
             encoder, request.prompt, request.style, request.background, packs, reporter,
-            transfer=settings.transfer, variant=variant, image=image)
+            transfer=settings.transfer, variant=variant, image=image, transfer_start=settings.transfer_start)
         if transfer:
-            reporter.message(f"motion-transfer guidance at {transfer.weight:g} from \"{transfer.prompt}\" "
+            after = f", after the first {transfer.start:.0%} of the steps" if transfer.start else ""
+            reporter.message(f"motion-transfer guidance at {transfer.weight:g} from \"{transfer.prompt}\"{after} "
                              f"(-O transfer=0 applies the pack to the prompt itself)")
         # classifier-free guidance against the empty prompt
         negative = encoder.negative() if settings.true_cfg_scale > 1 else None
@@ -238,5 +239,6 @@ class HunyuanBackend:
             "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
             "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters and not transfer else "",
             "transfer": transfer.weight if transfer else 0.0, "transfer_prompt": transfer.prompt if transfer else "",
+            "transfer_start": transfer.start if transfer and transfer.start else "",
             "embedding_from": used or "", "image": request.image.name if i2v else "",
             "adapters": len(adapters)})  # no timings: the same seed and packs must give the same file

@@ -90,6 +90,7 @@ class GenSettings:
     true_cfg_scale: float = 1.0      # > 1: classifier-free guidance against the empty prompt
     cfg_negative: str = CFG_NEGATIVES[0]   # that guidance's negative pass: one of CFG_NEGATIVES
     transfer: float = 0.0            # > 0: motion-transfer guidance at this weight (sampling.transfer_guidance)
+    transfer_start: float = 0.0      # the share of denoising steps, from the first, that run without that guidance
     pack_weight: float = 1.0         # the weight of a pack named without one (`--pack NAME:W` sets its own)
     height: int = 320
     width: int = 512
@@ -104,6 +105,10 @@ class GenSettings:
         if not self.transfer >= 0:
             raise UsageError(f"invalid setting: transfer={self.transfer!r}",
                              hint="transfer is 0 (off) or the weight of motion-transfer guidance, e.g. transfer=3")
+        if not 0.0 <= self.transfer_start < 1.0:
+            raise UsageError(f"invalid setting: transfer_start={self.transfer_start!r}",
+                             hint="transfer_start is the share of the first denoising steps without motion-transfer "
+                                  "guidance, from 0 (every step guided) up to but not including 1, e.g. 0.15")
         if not 0.0 <= self.pack_weight <= 4.0:
             raise UsageError(f"invalid setting: pack_weight={self.pack_weight!r}",
                              hint="use a pack weight between 0 and 4, e.g. pack_weight=1.5")

@@ -95,7 +95,7 @@ def i2v_defaults(t2v_defaults: dict) -> dict:
     and with a heavier pack. Measured on the I2V bench row (docs/fidelity.md): there the image already holds
     the subject, and transfer trades subject for motion (43 % / 84 % at 3), where weight 1.5 keeps it."""
     defaults = dict(t2v_defaults)
-    gen = {k: v for k, v in defaults.get("gen", {}).items() if k != "transfer"}
+    gen = {k: v for k, v in defaults.get("gen", {}).items() if k not in ("transfer", "transfer_start")}
     defaults["gen"] = {**gen, "pack_weight": I2V_PACK_WEIGHT}
     return defaults
 
