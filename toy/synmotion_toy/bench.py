@@ -254,13 +254,14 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
                     ext_tally.add(**r)
                 strips.append((ext_prompts[0][3], ext_videos[0]))
         sheet = _sheet(strips, out_dir / f"{row.name}.png", f"{row.name}: {row.about}")
+        weight = generators[row.i2v].settings.pack_weight if plan.pack_weight is None else plan.pack_weight
         results["rows"][row.name] = {
             "about": row.about, "paper": row.paper, "options": row.options,
             "overall": tally.summary(I2V_MEASURES if row.i2v else MEASURES, plan.seeds),
             "per_motion": tally.per_motion(I2V_MEASURES if row.i2v else MEASURES),
             "extension": ext_tally.summary(EXTENSION_MEASURES, 1) if ext_tally.items else None, "i2v": row.i2v,
             "learn_s": float(np.mean(learn_s)) if learn_s else None, "sheet": str(sheet),
-            "pack_weight": (gen.settings.pack_weight if plan.pack_weight is None else plan.pack_weight) if packs else None,
+            "pack_weight": weight if row.options is not None else None,   # the rows that learn a pack
             "videos": len(tally.items) + len(ext_tally.items),
         }
     results["seconds"] = round(time.perf_counter() - started, 1)

@@ -21,7 +21,7 @@ class LearnSettings:
     weight_decay: float = 0.0        # residues are offsets from meaningful embeddings: no pull toward zero
     alpha: float = 0.75              # probability of a user clip per step; else a subject-prior video
     strategy: str = "exclusive"      # "exclusive" (the paper's alternating SPV strategy) | "joint" (user clips only)
-    caption_dropout: float = 0.0     # chance a user clip trains on the empty prompt (the guidance's negative) instead
+    caption_dropout: float = 0.0     # chance a user clip trains on the empty prompt (guidance's negative), not its own
     spv_updates: str = "subject"     # what an SPV step trains: "subject" (paper) | "subject+refiner"
     motion_residue: bool = True
     subject_residue: bool = True
