@@ -58,6 +58,10 @@ class PackDraft:
     manifest: dict[str, Any]        # motion, base, variants, config, data, metrics, timings
 
 
+# A pack's weight at generation, whoever sets it (`--pack NAME:W`, a base's `pack_weight`), is in [0, this].
+MAX_PACK_WEIGHT = 4.0
+
+
 @dataclass(frozen=True)
 class PackUse:
     """A stored pack chosen for generation, with its blobs resolved to read-only files."""

@@ -77,11 +77,12 @@ def test_each_step_is_the_base_plus_the_packs_delta_on_its_own_prompt(fresh_pipe
     torch.testing.assert_close(forward(asked), with_pack_asked, rtol=0, atol=0)
 
 
-def _video(pipe, transfer: Transfer | None, image=None, width: int = 16) -> np.ndarray:
+def _video(pipe, transfer: Transfer | None, image=None, width: int = 16, start: float = 0.0) -> np.ndarray:
     encoder = PromptEncoder.from_pipeline(pipe)
     asked = encoder.encode("a panda claps", image=image)
     return sample(pipe, *asked.joined(), asked.pooled, height=16, width=width, frames=5, steps=2, guidance=1.0, seed=0,
-                  negative=encoder.negative(), true_cfg_scale=4.0, image=image, transfer=transfer)
+                  negative=encoder.negative(), true_cfg_scale=4.0, image=image, transfer=transfer,
+                  transfer_start=start)
 
 
 def test_a_pack_that_changes_nothing_transfers_nothing(fresh_pipe):
@@ -94,10 +95,8 @@ def test_a_pack_that_changes_nothing_transfers_nothing(fresh_pipe):
 
 
 def test_steps_before_the_start_run_the_plain_base(fresh_pipe):
-    """``start``: the first steps leave out the pack's term and its two passes; a start past the last step
-    gives exactly the plain base's video, a start halfway a video between that and full transfer."""
-    import dataclasses
-
+    """``transfer_start``: the first steps leave out the pack's term and its two passes; a start past the last
+    step gives exactly the plain base's video, a start halfway a video between that and full transfer."""
     plain = _video(fresh_pipe, None)
     encoder = PromptEncoder.from_pipeline(fresh_pipe)
     _adapter(fresh_pipe.transformer)
@@ -107,7 +106,7 @@ def test_steps_before_the_start_run_the_plain_base(fresh_pipe):
 
     def video(start):
         passes.clear()
-        return _video(fresh_pipe, dataclasses.replace(reference, start=start)), len(passes)
+        return _video(fresh_pipe, reference, start=start), len(passes)
 
     full, full_passes = video(0.0)
     never, _ = video(0.99)           # 2 steps: the guidance would start at step 2, after the last

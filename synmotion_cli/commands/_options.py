@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from ..backend import MAX_PACK_WEIGHT
 from ..errors import UsageError
 
 
@@ -31,7 +32,8 @@ def parse_pack_spec(spec: str) -> tuple[str, float | None]:
             weight = float(tail)
         except ValueError:
             return spec, None
-        if not 0.0 <= weight <= 4.0:
-            raise UsageError(f"pack weight {weight} in {spec!r} is out of range", hint="use a weight between 0 and 4, e.g. clap:0.8")
+        if not 0.0 <= weight <= MAX_PACK_WEIGHT:
+            raise UsageError(f"pack weight {weight} in {spec!r} is out of range",
+                             hint=f"use a weight between 0 and {MAX_PACK_WEIGHT:g}, e.g. clap:0.8")
         return head, weight
     return spec, None

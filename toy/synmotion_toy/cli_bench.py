@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from synmotion_cli.backend import MAX_PACK_WEIGHT
 from synmotion_cli.commands._common import JSON, out
 
 HELP = """Measure the method on the toy base: for each custom motion, learn a pack from clips of a person
@@ -51,7 +52,7 @@ def bench(
                                                    help="Generation setting key=value for every row (repeatable), "
                                                         "as `gen -O` takes it, e.g. transfer=3. Rows apply packs "
                                                         "the paper's way (transfer=0) unless told."),
-    pack_weight: Optional[float] = typer.Option(None, "--pack-weight", min=0.0, max=4.0,
+    pack_weight: Optional[float] = typer.Option(None, "--pack-weight", min=0.0, max=MAX_PACK_WEIGHT,
                                                 help="Every pack's weight at generation, as `gen --pack NAME:W` "
                                                      "(default: the base's, as `gen --pack NAME`)."),
     extensions: bool = typer.Option(True, "--extensions/--no-extensions",

@@ -86,10 +86,11 @@ class Generator:
         self._use(packs)
         embeds, mask, pooled, _, _, transfer = encode_for_sampling(
             self.encoder, prompt, None, None, packs, reporter or Reporter(), transfer=s.transfer, variant=self.variant,
-            image=image, transfer_start=s.transfer_start)
+            image=image)
         return sample(self.pipe, embeds, mask, pooled, height=s.height, width=s.width, frames=s.frames,
                       steps=s.steps, guidance=s.guidance, seed=seed, negative=self.negative,
-                      true_cfg_scale=s.true_cfg_scale, cfg_negative=s.cfg_negative, image=image, transfer=transfer)
+                      true_cfg_scale=s.true_cfg_scale, cfg_negative=s.cfg_negative, image=image, transfer=transfer,
+                      transfer_start=s.transfer_start)
 
 
 def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=None, motions=None) -> dict:

@@ -218,9 +218,10 @@ class HunyuanBackend:
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
         embeds, mask, pooled, text, used, transfer = encode_for_sampling(
             encoder, request.prompt, request.style, request.background, packs, reporter,
-            transfer=settings.transfer, variant=variant, image=image, transfer_start=settings.transfer_start)
+            transfer=settings.transfer, variant=variant, image=image)
         if transfer:
-            after = f", after the first {transfer.start:.0%} of the steps" if transfer.start else ""
+            start = settings.transfer_start
+            after = f", after the first {start:.0%} of the steps" if start else ""
             reporter.message(f"motion-transfer guidance at {transfer.weight:g} from \"{transfer.prompt}\"{after} "
                              f"(-O transfer=0 applies the pack to the prompt itself)")
         # classifier-free guidance against the empty prompt
@@ -231,7 +232,8 @@ class HunyuanBackend:
         frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
                         frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed,
                         negative=negative, true_cfg_scale=settings.true_cfg_scale,
-                        cfg_negative=settings.cfg_negative, image=image, transfer=transfer)
+                        cfg_negative=settings.cfg_negative, image=image, transfer=transfer,
+                        transfer_start=settings.transfer_start)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
         return GenResult(frames=frames, fps=settings.fps, pack_weights=tuple(p.weight for p in packs), metadata={
@@ -239,6 +241,6 @@ class HunyuanBackend:
             "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
             "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters and not transfer else "",
             "transfer": transfer.weight if transfer else 0.0, "transfer_prompt": transfer.prompt if transfer else "",
-            "transfer_start": transfer.start if transfer and transfer.start else "",
+            "transfer_start": settings.transfer_start if transfer and settings.transfer_start else "",
             "embedding_from": used or "", "image": request.image.name if i2v else "",
             "adapters": len(adapters)})  # no timings: the same seed and packs must give the same file

@@ -78,13 +78,11 @@ class Transfer:
     """Motion-transfer guidance (``gen -O transfer=W``): every denoising step adds
     ``weight * (the pack's prediction on its own prompt - the plain base's prediction on that prompt)`` to the
     plain base's prediction for the asked prompt. ``pack`` and ``base`` are the pack's prompt ("a person
-    claps") encoded with and without the pack's embedding, as (embeds, mask, pooled). The first ``start``
-    share of the denoising steps runs without it (``transfer_guidance``)."""
+    claps") encoded with and without the pack's embedding, as (embeds, mask, pooled)."""
     prompt: str
     pack: tuple
     base: tuple
     weight: float
-    start: float = 0.0
 
 
 def _text_kwargs(embeds, mask, pooled, device=None, dtype=None) -> dict:
@@ -94,7 +92,7 @@ def _text_kwargs(embeds, mask, pooled, device=None, dtype=None) -> dict:
 
 
 def transfer_reference(encoder: PromptEncoder, packs, used, reporter, weight: float, variant="t2v",
-                       image=None, start: float = 0.0) -> Transfer:
+                       image=None) -> Transfer:
     """The reference of motion-transfer guidance: the prompt the pack was learnt from (its clips' prompt,
     "a person claps"), which the pack fits best, encoded through the pack's embedding and plainly. The pack
     is the one that lent the prompt its embedding (``used``), else the first; with ``image`` the reference
@@ -103,21 +101,18 @@ def transfer_reference(encoder: PromptEncoder, packs, used, reporter, weight: fl
     prompt = pack.manifest["variants"][variant].get("prompt") or pack.manifest["motion"]["prompt"]
     embeds, mask, pooled, _, _ = encode_with_packs(encoder, prompt, None, None, (pack,), reporter, variant, image)
     plain = encoder.encode(prompt, image=image)
-    return Transfer(prompt=prompt, pack=(embeds, mask, pooled), base=(*plain.joined(), plain.pooled), weight=weight,
-                    start=start)
+    return Transfer(prompt=prompt, pack=(embeds, mask, pooled), base=(*plain.joined(), plain.pooled), weight=weight)
 
 
 def encode_for_sampling(encoder: PromptEncoder, prompt: str, style, background, packs, reporter, *, transfer: float,
-                        variant="t2v", image=None, transfer_start: float = 0.0):
+                        variant="t2v", image=None):
     """What ``sample`` takes for a prompt with packs: (embeds, mask, pooled, text, used, reference). With
     ``transfer`` > 0 and packs, the prompt is encoded plainly and ``reference`` is motion-transfer guidance's
-    (``transfer_reference``, from ``transfer_start`` of the steps on); otherwise the pack's embedding is
-    applied and ``reference`` is None."""
+    (``transfer_reference``); otherwise the pack's embedding is applied and ``reference`` is None."""
     transfer = transfer if packs else 0.0
     embeds, mask, pooled, text, used = encode_with_packs(encoder, prompt, style, background, packs, reporter, variant,
                                                          image, apply_embedding=not transfer)
-    reference = (transfer_reference(encoder, packs, used, reporter, transfer, variant, image, transfer_start)
-                 if transfer else None)
+    reference = transfer_reference(encoder, packs, used, reporter, transfer, variant, image) if transfer else None
     return embeds, mask, pooled, text, used, reference
 
 
@@ -242,7 +237,7 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
 
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
            true_cfg_scale: float = 1.0, cfg_negative: str = CFG_NEGATIVES[0], output_type: str = "np", image=None,
-           transfer: Transfer | None = None):
+           transfer: Transfer | None = None, transfer_start: float = 0.0):
     """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3), or latents.
 
     ``negative`` (embeds, mask, pooled) with ``true_cfg_scale`` > 1 adds classifier-free guidance; bases
@@ -251,7 +246,8 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     diffusers does) or "base" (without them, ``guidance_against_base``).
     ``image`` (uint8 (height, width, 3), I2V pipelines only) is the first frame; ``frames`` frames come back.
     ``transfer`` (``transfer_reference``) samples with motion-transfer guidance (``transfer_guidance``), the
-    prompt then being the plainly encoded asked prompt; ``cfg_negative`` does not apply.
+    prompt then being the plainly encoded asked prompt; ``cfg_negative`` does not apply. It leaves out the
+    first ``transfer_start`` share of the steps.
     """
     if cfg_negative not in CFG_NEGATIVES:
         raise ValueError(f"cfg_negative is one of {CFG_NEGATIVES}, not {cfg_negative!r}")
@@ -271,7 +267,7 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     if transfer is not None:
         guided = transfer_guidance(pipe.transformer, _text_kwargs(*transfer.pack, device, dtype),
                                    _text_kwargs(*transfer.base, device, dtype), transfer.weight, negative_text,
-                                   true_cfg_scale, first_step=round(transfer.start * steps))
+                                   true_cfg_scale, first_step=round(transfer_start * steps))
     elif guiding and cfg_negative == "base" and has_adapters(pipe.transformer):
         guided = guidance_against_base(pipe.transformer, negative_text, true_cfg_scale)
     elif guiding:

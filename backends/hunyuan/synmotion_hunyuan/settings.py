@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, fields
 
+from synmotion_cli.backend import MAX_PACK_WEIGHT
 from synmotion_cli.errors import UsageError
 
 
@@ -109,9 +110,9 @@ class GenSettings:
             raise UsageError(f"invalid setting: transfer_start={self.transfer_start!r}",
                              hint="transfer_start is the share of the first denoising steps without motion-transfer "
                                   "guidance, from 0 (every step guided) up to but not including 1, e.g. 0.15")
-        if not 0.0 <= self.pack_weight <= 4.0:
+        if not 0.0 <= self.pack_weight <= MAX_PACK_WEIGHT:
             raise UsageError(f"invalid setting: pack_weight={self.pack_weight!r}",
-                             hint="use a pack weight between 0 and 4, e.g. pack_weight=1.5")
+                             hint=f"use a pack weight between 0 and {MAX_PACK_WEIGHT:g}, e.g. pack_weight=1.5")
         if self.transfer > 0 and self.cfg_negative == "base":
             raise UsageError(f"transfer={self.transfer} and cfg_negative=base are two ways of guiding with a pack; "
                              "choose one", hint="add -O transfer=0 for cfg_negative=base (a base may guide with "
