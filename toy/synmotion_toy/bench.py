@@ -203,6 +203,7 @@ def _sheet(strips: list[tuple[str, np.ndarray]], path: Path, title: str) -> Path
 def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
     """Run every row of ``plan``; writes results.json and one contact sheet per row into ``out_dir``."""
     from synmotion_cli.backend import PackUse
+    from synmotion_hunyuan.sampling import weighed
 
     from .evaluate import Generator, learn_pack
     from .judges import load_judges
@@ -223,6 +224,7 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
     done = 0
     for row in plan.rows:
         tally, ext_tally, strips, learn_s = _Tally(), _Tally(), [], []
+        gen = generators[row.i2v]
         for motion in plan.motions:
             done += 1
             packs = ()
@@ -232,12 +234,12 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
                                                   options={**plan.options, **row.options}, name=pack_name(motion, row),
                                                   steps=plan.steps, i2v=row.i2v)
                 learn_s.append(seconds)
-                packs = (PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files,
-                                 weight=plan.pack_weight),)
+                # the weight gen gives it: --pack-weight, else the base's default for a pack named without one
+                packs = weighed((PackUse(name=pack.full_name, digest=pack.digest, manifest=pack.manifest, files=files,
+                                         weight=plan.pack_weight),), gen.settings.pack_weight)
             reporter.stage(f"[{done}/{total}] {row.name}: generating {motion}")
             strips.append((f"reference clip: {prompt_for('person', MOTIONS[motion])}", references[motion]["first"]))
             prompts = [(s, None, None, prompt_for(s, MOTIONS[motion])) for s in plan.subjects]
-            gen = generators[row.i2v]
             images = [_condition_image(s, i) for i, s in enumerate(plan.subjects)] if row.i2v else None
             records, videos = _measure(gen, judges, prompts, packs, references[motion], motion, plan.seeds, images)
             for r in records:
@@ -254,14 +256,13 @@ def run_bench(plan: BenchPlan, out_dir: Path, reporter) -> dict:
                     ext_tally.add(**r)
                 strips.append((ext_prompts[0][3], ext_videos[0]))
         sheet = _sheet(strips, out_dir / f"{row.name}.png", f"{row.name}: {row.about}")
-        weight = generators[row.i2v].settings.pack_weight if plan.pack_weight is None else plan.pack_weight
         results["rows"][row.name] = {
             "about": row.about, "paper": row.paper, "options": row.options,
             "overall": tally.summary(I2V_MEASURES if row.i2v else MEASURES, plan.seeds),
             "per_motion": tally.per_motion(I2V_MEASURES if row.i2v else MEASURES),
             "extension": ext_tally.summary(EXTENSION_MEASURES, 1) if ext_tally.items else None, "i2v": row.i2v,
             "learn_s": float(np.mean(learn_s)) if learn_s else None, "sheet": str(sheet),
-            "pack_weight": weight if row.options is not None else None,   # the rows that learn a pack
+            "pack_weight": packs[0].weight if packs else None,   # the rows that learn a pack
             "videos": len(tally.items) + len(ext_tally.items),
         }
     results["seconds"] = round(time.perf_counter() - started, 1)
