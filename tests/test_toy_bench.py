@@ -147,7 +147,7 @@ def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
     with the paper's subject-prior steps, and a row's own option must beat its preset."""
     from synmotion_hunyuan.settings import LearnSettings, build
     from synmotion_toy.base import WEIGHTS
-    from synmotion_toy.base.i2v import I2V_PACK_WEIGHT, WEIGHTS_I2V, i2v_defaults
+    from synmotion_toy.base.i2v import WEIGHTS_I2V, i2v_defaults
     from synmotion_toy.base.train import DEFAULTS
     from synmotion_toy.bench import ROWS
 
@@ -155,7 +155,7 @@ def test_rows_keep_the_papers_strategy_on_a_base_that_trains_jointly():
     assert json.loads((WEIGHTS / "synmotion.json").read_text())["defaults"] == DEFAULTS
     assert json.loads((WEIGHTS_I2V / "synmotion.json").read_text())["defaults"] == i2v_defaults(DEFAULTS)
     assert DEFAULTS["gen"]["transfer"] > 0 and "transfer" not in i2v_defaults(DEFAULTS)["gen"]
-    assert "pack_weight" not in DEFAULTS["gen"] and i2v_defaults(DEFAULTS)["gen"]["pack_weight"] == I2V_PACK_WEIGHT
+    assert "pack_weight" not in DEFAULTS["gen"] and "pack_weight" not in i2v_defaults(DEFAULTS)["gen"]
     shipped = DEFAULTS["learn"]
     assert build(LearnSettings, shipped).strategy == "joint"
     resolved = {r.name: build(LearnSettings, shipped, r.options) for r in ROWS if r.options is not None}

@@ -85,19 +85,13 @@ def build_components(t2v_dir: Path, seed: int, condition: str) -> dict:
                 tokenizer_2=t2v.tokenizer_2, image_processor=clip_image_processor(VISION_SIZE))
 
 
-# The weight of an I2V pack named without one, chosen on the I2V bench row (docs/fidelity.md). On the toy-i2v
-# made from the current toy base, weight 1 is ahead of 1.5 on motion at the same subject (46 % / 88 % against
-# 40 % / 88 %); on the one before it 1.5 was ahead (43 % / 92 % against 34 % / 89 %), so it stays a setting.
-I2V_PACK_WEIGHT = 1.0
-
-
 def i2v_defaults(t2v_defaults: dict) -> dict:
-    """The image-to-video base's option defaults: its text-to-video base's, without motion-transfer guidance
-    and with packs at ``I2V_PACK_WEIGHT``. Measured on the I2V bench row (docs/fidelity.md): there the image
-    already holds the subject, and transfer trades subject for motion (43 % / 84 % at 3)."""
+    """The image-to-video base's option defaults: its text-to-video base's, without motion-transfer guidance.
+    Measured on the I2V bench row (docs/fidelity.md): there the image already holds the subject, and transfer
+    trades subject for motion (43 % / 84 % at 3). Packs keep the ordinary weight 1: on the current toy-i2v it is
+    ahead of 1.5 on motion at the same subject (46 % / 88 % against 40 % / 88 %)."""
     defaults = dict(t2v_defaults)
-    gen = {k: v for k, v in defaults.get("gen", {}).items() if k not in ("transfer", "transfer_start")}
-    defaults["gen"] = {**gen, "pack_weight": I2V_PACK_WEIGHT}
+    defaults["gen"] = {k: v for k, v in defaults.get("gen", {}).items() if k not in ("transfer", "transfer_start")}
     return defaults
 
 
