@@ -99,6 +99,9 @@ def test_train_base_keeps_a_given_vae_and_trains_only_the_transformer(capsys, tm
     training = json.loads((second / "synmotion.json").read_text())["training"]
     assert training["config"]["batch"] == 3
     assert training["vae_steps"] == 0 and training["vae_from"] == str(first.resolve())
+    # the kept VAE's history travels along: the first base's whole training record
+    assert training["earlier_training"] == json.loads((first / "synmotion.json").read_text())["training"]
+    assert training["earlier_training"]["vae_steps"] >= 1
     assert training["config"]["transformer_subject_weight"] == 9.0 and training["transformer_steps"] >= 1
     # the kept VAE was loaded from disk, but its config does not carry that machine's path
     assert not [c for c in second.glob("*/config.json") if "_name_or_path" in c.read_text()]
@@ -128,7 +131,8 @@ def test_train_base_continues_a_base_from_its_own_weights(capsys, tmp_path):
     assert r.code == 0, r.err
     training = json.loads((same / "synmotion.json").read_text())["training"]
     assert training["transformer_from"] == str(first.resolve()) and training["vae_steps"] == 0
-    assert training["transformer_steps"] == 0
+    assert training["transformer_steps"] == 0 and training["loss_curve_per_100_steps"] == []
+    assert training["earlier_training"] == json.loads((first / "synmotion.json").read_text())["training"]
     old = weights(first, "transformer", HunyuanVideoTransformer3DModel)
     for name, value in weights(same, "transformer", HunyuanVideoTransformer3DModel).items():
         assert torch.equal(old[name], value), name
@@ -247,3 +251,30 @@ def test_subject_weighted_loss_weighs_the_subject_and_keeps_the_plain_loss_scale
     on, off = ratio[subject.expand_as(pred).bool()], ratio[~subject.expand_as(pred).bool()]
     torch.testing.assert_close(on / off.mean(), torch.full_like(on, 5.0))
     torch.testing.assert_close(off, torch.full_like(off, off.mean().item()))
+
+
+def test_timed_loop_plans_from_the_steady_speed_not_the_slow_first_steps(monkeypatch):
+    """A GPU's first steps are slow (kernel selection, caches): a plan made from them would end the schedule,
+    and the run, long before the time budget is spent."""
+    from synmotion_toy.base import train
+
+    clock, plans = [0.0], []
+    monkeypatch.setattr(train.time, "perf_counter", lambda: clock[0])
+
+    def step(i, planned):
+        plans.append(planned)
+        clock[0] += 1.0 if i < 10 else 0.125     # ten warm-up steps of a second, then an eighth of a second each
+
+    steps = train._timed_loop(1.0, step, lambda _: None, "t")
+    # 10 s of warm-up and 3.75 s for steps 10-40, then 46.25 s left for 370 steps
+    assert steps == 410 and plans[-1] == 410 and plans[0] == 10**9
+
+    # A run that speeds up later (a shared machine freed) is re-planned and still uses its whole budget
+    clock[0], plans[:] = 0.0, []
+
+    def faster(i, planned):
+        plans.append(planned)
+        clock[0] += 0.25 if i < 100 else 0.125
+
+    steps = train._timed_loop(1.0, faster, lambda _: None, "t")
+    assert clock[0] == 60 and steps == 100 + 280 and plans[100] == 100 + 140 and plans[-1] > 360

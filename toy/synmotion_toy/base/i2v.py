@@ -115,8 +115,8 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
     from . import WEIGHTS
     from . import architecture as arch
     from .dataset import items, render_with_masks
-    from .train import (_timed_loop, bf16_supported, encode_latents, latent_subject_masks, mixed_precision, noisy,
-                        set_lr, subject_weighted_mse, training_device, update)
+    from .train import (_timed_loop, bf16_supported, encode_latents, latent_subject_masks, loss_curve,
+                        mixed_precision, noisy, set_lr, subject_weighted_mse, training_device, update)
 
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -182,7 +182,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
         loss = subject_weighted_mse(pred[:, :, scored], target[:, :, scored], subject[idx][:, :, scored],
                                     cfg.subject_weight)
         update(opt, params, loss, ema, transformer, i, cfg.ema)
-        losses.append(loss.item())
+        losses.append(loss.detach())
 
     t = time.perf_counter()
     steps = _timed_loop(cfg.minutes, step, report, "i2v transformer")
@@ -195,8 +195,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
                         "device": device.type,
                         "bf16": cfg.mixed_precision and bf16_supported(device.type),
                         "timings": timings, "transformer_steps": steps,
-                        "loss_curve_per_100_steps": [round(float(np.mean(losses[i:i + 100])), 4)
-                                                     for i in range(0, len(losses), 100)],
+                        "loss_curve_per_100_steps": loss_curve(losses),
                         "clips": len(clips)}
     (scratch / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
     report(f"saved the toy image-to-video base to {scratch}")

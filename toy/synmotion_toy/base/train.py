@@ -38,21 +38,33 @@ from .dataset import items, render_with_masks
 
 
 def _timed_loop(minutes: float, step_fn, report, name: str, max_steps: int | None = None) -> int:
-    """Run ``step_fn(step, planned)`` until the time budget is spent; the plan (for LR schedules) is made
-    from the speed of the first steps."""
+    """Run ``step_fn(step, planned)`` until the time budget is spent (or ``max_steps`` are done). ``planned``, the
+    steps the budget is expected to hold (for LR schedules), is made from the mean speed since step 10, so a GPU's
+    slow first steps (kernel selection, caches) do not shorten it, and made again every 20 steps as the speed
+    drifts. The budget, not the plan, ends the run: a plan a little short leaves the last steps at the
+    schedule's floor rather than the time unused."""
     start = time.perf_counter()
     budget = minutes * 60
-    step, planned = 0, max_steps or 10**9
-    while time.perf_counter() - start < budget and step < planned:
+    step, planned, t10 = 0, max_steps or 10**9, start
+    while time.perf_counter() - start < budget and step < (max_steps or 10**9):
         step_fn(step, planned)
         step += 1
-        if step == 20 and max_steps is None:
-            per_step = (time.perf_counter() - start) / 20
-            planned = max(21, int(budget / per_step))
+        if step == 10:
+            t10 = time.perf_counter()
+        if step >= 40 and step % 20 == 0 and max_steps is None:
+            now = time.perf_counter()
+            planned = max(step + 1, step + int((budget - (now - start)) / ((now - t10) / (step - 10))))
         if step % 50 == 0 or step == 1:
             report(f"{name}: step {step}/{planned if planned < 10**9 else '?'} "
                    f"({time.perf_counter() - start:.0f}s)")
     return step
+
+
+def loss_curve(losses: list) -> list:
+    """Mean loss per 100 steps. ``losses`` holds detached tensors: reading each at its step would make the
+    host wait for the GPU every step."""
+    values = torch.stack(losses).float().cpu().numpy() if losses else np.zeros(0)
+    return [round(float(values[i:i + 100].mean()), 4) for i in range(0, len(values), 100)]
 
 
 def set_lr(opt, peak: float, i: int, planned: int, warmup: int) -> None:
@@ -107,8 +119,8 @@ def update(opt, params, loss: torch.Tensor, ema, model, i: int, ema_max: float) 
     opt.zero_grad(set_to_none=True)
     decay = min(ema_max, (1 + i) / (10 + i))
     with torch.no_grad():
-        for e, q in zip(ema.parameters(), model.parameters()):
-            e.lerp_(q, 1 - decay)
+        # one fused update for all tensors: a per-tensor loop is hundreds of kernel launches a step on a GPU
+        torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
 
 
 def pixels(clips: np.ndarray, device) -> torch.Tensor:
@@ -271,12 +283,11 @@ def train_transformer(transformer, latents, subject, embeds, masks, pooled, prom
                                pooled_projections=pooled[p], return_dict=False)[0]
         loss = subject_weighted_mse(pred, target, subject[idx], cfg.transformer_subject_weight)
         update(opt, params, loss, ema, transformer, i, cfg.ema)
-        losses.append(loss.item())
+        losses.append(loss.detach())
 
     transformer.train()
     steps = _timed_loop(cfg.transformer_minutes, step, report, "transformer")
-    curve = [round(float(np.mean(losses[i:i + 100])), 4) for i in range(0, len(losses), 100)]
-    return {"ema": ema.eval(), "transformer_steps": steps, "loss_curve_per_100_steps": curve}
+    return {"ema": ema.eval(), "transformer_steps": steps, "loss_curve_per_100_steps": loss_curve(losses)}
 
 
 def train_base(cfg: BaseTrainConfig, report=print) -> Path:
@@ -290,12 +301,16 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     # set below, as a fresh VAE's are (for the set it was trained on, that is the identity).
     if cfg.init_from and cfg.vae_from and cfg.vae_from != cfg.init_from:
         raise UsageError("a continued base keeps its own VAE", hint="drop --vae-from, or train from scratch")
-    kept_parts = {}
+    kept_parts, earlier = {}, None
     if cfg.vae_from or cfg.init_from:
         from diffusers import AutoencoderKLHunyuanVideo
         from synmotion_hunyuan import bases
 
         kept = bases.resolve(cfg.init_from or cfg.vae_from)   # "toy" or a folder; its errors say what is wrong
+        # The kept base's own training record travels into this one's, so a base trained in sittings (or on
+        # another's VAE) tells its whole history in synmotion.json.
+        record = kept.path / "synmotion.json"
+        earlier = json.loads(record.read_text()).get("training") if record.is_file() else None
         if cfg.init_from:
             # Every part, frozen text encoders included: the transformer has learnt to read their states.
             kept_parts = dict(HunyuanVideoPipeline.from_pretrained(kept.path).components)
@@ -353,7 +368,8 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
                      "device": device.type,
                      "bf16": cfg.mixed_precision and bf16_supported(device.type),   # what actually ran
                      "timings": timings, **vae_info, "transformer_from": kept.id if cfg.init_from else None,
-                     **tr, "clips": len(clips), "prompts": len(prompts) - 1},
+                     **tr, "clips": len(clips), "prompts": len(prompts) - 1,
+                     "earlier_training": earlier},
     }
     (out / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
     report(f"saved the toy base to {out}")
