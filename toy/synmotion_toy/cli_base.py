@@ -26,7 +26,8 @@ generate it on another subject; prints where the video and its contact sheet are
 
 TRAIN_HELP = """Train the toy base from scratch (or further, with --from) on the toy world (base motions only), by one
 reproducible command.
-The shipped base was made with the defaults; see docs/toy-base.md for the time it takes.
+The shipped base's VAE was made with the defaults on a CPU and its transformer on a GPU in two sittings; its
+synmotion.json holds every sitting's record, and docs/toy-base.md the commands and the time they take.
 
 [bold]Examples[/bold]
 
@@ -37,6 +38,8 @@ The shipped base was made with the defaults; see docs/toy-base.md for the time i
   synmotion toy train-base ./b --vae-from toy --subject-weight 9    [dim]# a new transformer on the shipped VAE[/dim]
 
   synmotion toy train-base ./c --from toy --seed 1 --lr 3e-4    [dim]# the shipped base, trained further[/dim]
+
+  synmotion toy train-base ./g --vae-from toy --batch 256 --transformer-minutes 7 --device cuda
 """
 
 
