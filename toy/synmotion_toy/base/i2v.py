@@ -103,7 +103,6 @@ def template_config(tokenizer, max_sequence_length: int) -> dict:
 
 
 def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
-    import numpy as np
     import torch
     from synmotion_hunyuan.runtime import quiet_libraries
 
