@@ -278,3 +278,16 @@ def test_timed_loop_plans_from_the_steady_speed_not_the_slow_first_steps(monkeyp
 
     steps = train._timed_loop(1.0, faster, lambda _: None, "t")
     assert clock[0] == 60 and steps == 100 + 280 and plans[100] == 100 + 140 and plans[-1] > 360
+
+
+def test_rendering_in_worker_processes_gives_the_same_training_set():
+    """Training renders with --threads processes: each clip must depend on its item alone, not on which process
+    drew it or in what order."""
+    import numpy as np
+    from synmotion_toy.base.dataset import items, render_with_masks
+
+    batch = items(70, 5)   # three chunks, the last one short
+    clips, masks = render_with_masks(batch)
+    clips2, masks2 = render_with_masks(batch, workers=2)
+    assert np.array_equal(clips, clips2) and np.array_equal(masks, masks2)
+    assert masks.any() and clips.std() > 0

@@ -107,6 +107,7 @@ def quickstart(
 
 
 BF16_HELP = "bf16 mixed precision where the device computes in bf16 (float32 elsewhere)."
+THREADS_HELP = "CPU threads for torch, and processes that render the training clips."
 DEVICE_HELP = "auto: a CUDA GPU where one is at hand, else the CPU. The time budgets stay the same."
 VAE_FROM_HELP = ("Keep the VAE of this trained toy base (toy, or a folder) and skip the VAE phase: compares "
                  "transformer recipes on the same latents.")
@@ -141,7 +142,7 @@ def train_base_cmd(
     lr: float = typer.Option(BaseTrainConfig.lr, "--lr", help="The transformer's peak learning rate."),
     batch: int = typer.Option(BaseTrainConfig.batch, "--batch", min=1,
                               help="Clips per transformer step (a GPU has room for more than the CPU default)."),
-    threads: int = typer.Option(BaseTrainConfig.threads, "--threads"),
+    threads: int = typer.Option(BaseTrainConfig.threads, "--threads", help=THREADS_HELP),
     bf16: bool = typer.Option(BaseTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
     device: Device = typer.Option(BaseTrainConfig.device, "--device", help=DEVICE_HELP),
 ) -> None:
@@ -175,7 +176,7 @@ def train_i2v_base_cmd(
     clips: int = typer.Option(I2VTrainConfig.clips, "--clips", help="Rendered training clips."),
     batch: int = typer.Option(I2VTrainConfig.batch, "--batch"),
     seed: int = typer.Option(0, "--seed"),
-    threads: int = typer.Option(I2VTrainConfig.threads, "--threads"),
+    threads: int = typer.Option(I2VTrainConfig.threads, "--threads", help=THREADS_HELP),
     bf16: bool = typer.Option(I2VTrainConfig.mixed_precision, "--bf16/--fp32", help=BF16_HELP),
     device: Device = typer.Option(I2VTrainConfig.device, "--device", help=DEVICE_HELP),
     condition: Condition = typer.Option(I2VTrainConfig.condition, "--condition", help=CONDITION_HELP),

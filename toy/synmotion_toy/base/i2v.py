@@ -132,7 +132,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
             "t2v_base": "toy" if t2v_dir.resolve() == WEIGHTS.resolve() else str(t2v_dir.resolve()),
             "defaults": i2v_defaults(t2v_info.get("defaults", {}))}
     data = items(cfg.clips, cfg.seed)
-    clips, pixel_masks = render_with_masks(data)
+    clips, pixel_masks = render_with_masks(data, workers=cfg.threads)
     vae = parts["vae"]
     subject = latent_subject_masks(pixel_masks, vae.config.temporal_compression_ratio,
                                    vae.config.spatial_compression_ratio)

@@ -325,7 +325,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     t = time.perf_counter()
     parts = {**arch.build_components(cfg.seed), **kept_parts}   # built anyway, so seeding is the same either way
     data = items(cfg.clips, cfg.seed)
-    clips, masks = render_with_masks(data)
+    clips, masks = render_with_masks(data, workers=cfg.threads)
     timings["render_s"] = round(time.perf_counter() - t, 1)
     report(f"rendered {len(clips)} clips in {timings['render_s']}s")
 
