@@ -291,3 +291,26 @@ def test_rendering_in_worker_processes_gives_the_same_training_set():
     clips2, masks2 = render_with_masks(batch, workers=2)
     assert np.array_equal(clips, clips2) and np.array_equal(masks, masks2)
     assert masks.any() and clips.std() > 0
+
+
+def test_rendering_falls_back_to_this_process_when_workers_cannot_start(monkeypatch):
+    import concurrent.futures
+
+    import numpy as np
+    from synmotion_toy.base.dataset import items, render_with_masks
+
+    class Broken:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            raise concurrent.futures.process.BrokenProcessPool("a worker died")
+
+        def __exit__(self, *exc):
+            return False
+
+    batch = items(64, 5)
+    expected = render_with_masks(batch)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Broken)
+    clips, masks = render_with_masks(batch, workers=2)
+    assert np.array_equal(clips, expected[0]) and np.array_equal(masks, expected[1])

@@ -83,7 +83,11 @@ def render_with_masks(batch: list[Item], workers: int = 1) -> tuple[np.ndarray, 
     size = 32
     starts = range(0, len(batch), size)
     # spawn, not fork: the parent holds torch's thread pools, which a forked child must not inherit
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for start, (c, m) in zip(starts, pool.map(_render_chunk, [batch[s:s + size] for s in starts])):
-            clips[start:start + len(c)], masks[start:start + len(c)] = c, m
+    try:
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for start, (c, m) in zip(starts, pool.map(_render_chunk, [batch[s:s + size] for s in starts])):
+                clips[start:start + len(c)], masks[start:start + len(c)] = c, m
+    except concurrent.futures.process.BrokenProcessPool:
+        # a worker could not start (a parent run from stdin has no main module to re-import): render here
+        return _render_chunk(batch)
     return clips, masks
