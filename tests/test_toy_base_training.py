@@ -314,3 +314,25 @@ def test_rendering_falls_back_to_this_process_when_workers_cannot_start(monkeypa
     monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", Broken)
     clips, masks = render_with_masks(batch, workers=2)
     assert np.array_equal(clips, expected[0]) and np.array_equal(masks, expected[1])
+
+
+def test_update_moves_the_moving_average_toward_the_new_weights_by_its_decay():
+    import copy
+
+    import torch
+    from synmotion_toy.base.train import update
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 2))
+    ema = copy.deepcopy(model).requires_grad_(False)
+    with torch.no_grad():
+        for p in ema.parameters():
+            p.add_(1.0)   # an average apart from the weights, so the update is visible
+    before = [p.clone() for p in ema.parameters()]
+    params = list(model.parameters())
+    opt = torch.optim.SGD(params, lr=0.1)
+    update(opt, params, model(torch.randn(5, 3)).square().mean(), ema, model, i=90, ema_max=0.999)
+    decay = min(0.999, 91 / 100)
+    for e, old, new in zip(ema.parameters(), before, model.parameters()):
+        torch.testing.assert_close(e, decay * old + (1 - decay) * new)
+    assert all(p.grad is None for p in params)   # gradients cleared for the next step
