@@ -56,14 +56,20 @@ def render(batch: list[Item]) -> np.ndarray:
     return np.stack([render_clip(i.subject, i.motion, **_clip_args(i)) for i in batch])
 
 
-def _render_chunk(batch: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+def _empty(count: int) -> tuple[np.ndarray, np.ndarray]:
+    return (np.empty((count, FRAMES, HEIGHT, WIDTH, 3), np.uint8), np.empty((count, FRAMES, HEIGHT, WIDTH), bool))
+
+
+def _render_into(batch: list[Item], clips: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from ..world import render_clip_and_mask
 
-    clips = np.empty((len(batch), FRAMES, HEIGHT, WIDTH, 3), np.uint8)
-    masks = np.empty((len(batch), FRAMES, HEIGHT, WIDTH), bool)
     for k, i in enumerate(batch):
         clips[k], masks[k] = render_clip_and_mask(i.subject, i.motion, **_clip_args(i))
     return clips, masks
+
+
+def _render_chunk(batch: list[Item]) -> tuple[np.ndarray, np.ndarray]:
+    return _render_into(batch, *_empty(len(batch)))
 
 
 def render_with_masks(batch: list[Item], workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -73,13 +79,12 @@ def render_with_masks(batch: list[Item], workers: int = 1) -> tuple[np.ndarray, 
     batch with the same result: the renderer is plain numpy on one core, and a GPU machine's spare cores would
     otherwise leave the GPU idle through a minute and a half of rendering. The chunks are written straight
     into the two arrays, so a training set of thousands of clips is never held twice."""
+    clips, masks = _empty(len(batch))
     if workers <= 1 or len(batch) < 64:
-        return _render_chunk(batch)
+        return _render_into(batch, clips, masks)
     import concurrent.futures
     import multiprocessing
 
-    clips = np.empty((len(batch), FRAMES, HEIGHT, WIDTH, 3), np.uint8)
-    masks = np.empty((len(batch), FRAMES, HEIGHT, WIDTH), bool)
     size = 32
     starts = range(0, len(batch), size)
     # spawn, not fork: the parent holds torch's thread pools, which a forked child must not inherit
@@ -88,6 +93,7 @@ def render_with_masks(batch: list[Item], workers: int = 1) -> tuple[np.ndarray, 
             for start, (c, m) in zip(starts, pool.map(_render_chunk, [batch[s:s + size] for s in starts])):
                 clips[start:start + len(c)], masks[start:start + len(c)] = c, m
     except concurrent.futures.process.BrokenProcessPool:
-        # a worker could not start (a parent run from stdin has no main module to re-import): render here
-        return _render_chunk(batch)
+        # a worker could not start (a parent run from stdin has no main module to re-import): render here,
+        # into the same arrays
+        return _render_into(batch, clips, masks)
     return clips, masks

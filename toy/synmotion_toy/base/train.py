@@ -45,8 +45,9 @@ def _timed_loop(minutes: float, step_fn, report, name: str, max_steps: int | Non
     schedule's floor rather than the time unused."""
     start = time.perf_counter()
     budget = minutes * 60
-    step, planned, t10 = 0, max_steps or 10**9, start
-    while time.perf_counter() - start < budget and step < (max_steps or 10**9):
+    limit = max_steps or 10**9
+    step, planned, t10 = 0, limit, start
+    while time.perf_counter() - start < budget and step < limit:
         step_fn(step, planned)
         step += 1
         if step == 10:
@@ -309,8 +310,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         kept = bases.resolve(cfg.init_from or cfg.vae_from)   # "toy" or a folder; its errors say what is wrong
         # The kept base's own training record travels into this one's, so a base trained in sittings (or on
         # another's VAE) tells its whole history in synmotion.json.
-        record = kept.path / "synmotion.json"
-        earlier = json.loads(record.read_text()).get("training") if record.is_file() else None
+        earlier = bases.read_synmotion_config(kept.path).get("training")
         if cfg.init_from:
             # Every part, frozen text encoders included: the transformer has learnt to read their states.
             kept_parts = dict(HunyuanVideoPipeline.from_pretrained(kept.path).components)
