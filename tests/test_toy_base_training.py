@@ -64,13 +64,14 @@ def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
     from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
 
     out = tmp_path / "base"
-    r = run(capsys, "toy", "train-base", out, "--clips", "8", "--vae-minutes", "0.02",
+    r = run(capsys, "toy", "train-base", out, "--clips", "8", "--vae-minutes", "0.02", "--decoder-minutes", "0.02",
             "--transformer-minutes", "0.02", "--threads", "1")
     assert r.code == 0, r.err
     assert r.out.strip() == str(out)
     info = json.loads((out / "synmotion.json").read_text())
     training = info["training"]
     assert training["clips"] == 8 and training["vae_steps"] >= 1 and training["transformer_steps"] >= 1
+    assert training["decoder_steps"] >= 1 and training["config"]["decoder_minutes"] == 0.02
     # the VAE's reconstructions of held-out renders, measured before the transformer trains on its latents
     assert 0 < training["vae_error_elsewhere"] and 0 < training["vae_error_subject"] <= 255
     assert info["max_sequence_length"] == 32
@@ -89,7 +90,7 @@ def test_train_base_keeps_a_given_vae_and_trains_only_the_transformer(capsys, tm
     from diffusers import AutoencoderKLHunyuanVideo
 
     first = tmp_path / "first"
-    r = run(capsys, "toy", "train-base", first, "--clips", "8", "--vae-minutes", "0.02",
+    r = run(capsys, "toy", "train-base", first, "--clips", "8", "--vae-minutes", "0.02", "--decoder-minutes", "0.02",
             "--transformer-minutes", "0.02", "--threads", "1")
     assert r.code == 0, r.err
     second = tmp_path / "second"
@@ -99,6 +100,8 @@ def test_train_base_keeps_a_given_vae_and_trains_only_the_transformer(capsys, tm
     training = json.loads((second / "synmotion.json").read_text())["training"]
     assert training["config"]["batch"] == 3
     assert training["vae_steps"] == 0 and training["vae_from"] == str(first.resolve())
+    # a kept VAE gets no decoder phase unless one is asked for
+    assert training["config"]["decoder_minutes"] == 0.0 and "decoder_steps" not in training
     # the kept VAE's history travels along: the first base's whole training record
     assert training["earlier_training"] == json.loads((first / "synmotion.json").read_text())["training"]
     assert training["earlier_training"]["vae_steps"] >= 1
@@ -117,7 +120,7 @@ def test_train_base_continues_a_base_from_its_own_weights(capsys, tmp_path):
     from transformers import CLIPTextModel, LlamaModel
 
     first = tmp_path / "first"
-    r = run(capsys, "toy", "train-base", first, "--clips", "8", "--vae-minutes", "0.02",
+    r = run(capsys, "toy", "train-base", first, "--clips", "8", "--vae-minutes", "0.02", "--decoder-minutes", "0.02",
             "--transformer-minutes", "0.02", "--threads", "1")
     assert r.code == 0, r.err
 
@@ -156,6 +159,21 @@ def test_train_base_continues_a_base_from_its_own_weights(capsys, tmp_path):
     for name in vae_old:
         if "quant_conv" not in name:
             assert torch.equal(vae_old[name], vae_new[name]), name
+
+    # A decoder phase alone: the transformer and the encoder (so every latent) stay, the decoder moves
+    sharper = tmp_path / "sharper"
+    r = run(capsys, "toy", "train-base", sharper, "--clips", "8", "--from", first, "--transformer-minutes", "0",
+            "--decoder-minutes", "0.02", "--threads", "1")
+    assert r.code == 0, r.err
+    training = json.loads((sharper / "synmotion.json").read_text())["training"]
+    assert training["decoder_steps"] >= 1 and training["transformer_steps"] == 0
+    for name, value in weights(sharper, "transformer", HunyuanVideoTransformer3DModel).items():
+        assert torch.equal(old[name], value), name
+    vae_sharper = weights(sharper, "vae", AutoencoderKLHunyuanVideo)
+    assert all(torch.equal(vae_old[n], v) for n, v in vae_sharper.items() if n.startswith("encoder."))
+    for name in ("quant_conv.weight", "quant_conv.bias"):   # renormalised on the same clips: no change that matters
+        torch.testing.assert_close(vae_sharper[name], vae_old[name], atol=1e-4, rtol=1e-3)
+    assert any(not torch.equal(vae_old[n], v) for n, v in vae_sharper.items() if n.startswith("decoder."))
 
 
 def test_train_base_continued_with_another_vae_fails_at_once(capsys, tmp_path):

@@ -23,6 +23,11 @@ class BaseTrainConfig:
     vae_lr: float = 1e-3
     vae_subject_weight: float = 4.0   # extra loss weight on the subject's pixels (see train_vae)
     kl_weight: float = 1e-6
+    decoder_minutes: float | None = None   # whole-clip decoder phase (train.train_decoder); None: 10 for a VAE
+                                           # trained here, 0 for a kept one (--vae-from, --from), which stays as it is
+    decoder_batch: int = 4
+    decoder_crop: int = 32
+    decoder_lr: float = 3e-4              # fine-tuning a trained decoder: below the VAE phase's 1e-3
     transformer_minutes: float = 65.0
     transformer_subject_weight: float = 4.0   # extra loss weight on the subject's latent pixels (train.subject_weighted_mse)
     batch: int = 16
