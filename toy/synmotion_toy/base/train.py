@@ -112,13 +112,26 @@ def mixed_precision(enabled: bool, device_type: str = "cpu"):
     return contextlib.nullcontext()
 
 
-def update(opt, params, loss: torch.Tensor, ema, model, i: int, ema_max: float) -> None:
-    """One optimizer step (gradients clipped at 1), then the moving average of the weights, whose decay
-    ramps up to ``ema_max`` so the first steps are not averaged with the random start."""
+def optimizer_step(opt, params, loss: torch.Tensor) -> None:
+    """Back-propagate ``loss``, clip the gradients of ``params`` at norm 1, step, clear the gradients."""
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     opt.step()
     opt.zero_grad(set_to_none=True)
+
+
+def weighted_reconstruction_loss(recon: torch.Tensor, x: torch.Tensor, weights: np.ndarray) -> torch.Tensor:
+    """L1 + L2 per pixel, weighted by ``weights`` (n, frames, h, w: 1, plus the extra weight on the subject's
+    pixels) scaled to mean 1, so the loss keeps the scale of an even one."""
+    weight = torch.from_numpy(weights).float()[:, None].to(x.device)
+    err = recon.float() - x
+    return (weight / weight.mean() * (err.abs() + err.square())).mean()
+
+
+def update(opt, params, loss: torch.Tensor, ema, model, i: int, ema_max: float) -> None:
+    """One optimizer step (gradients clipped at 1), then the moving average of the weights, whose decay
+    ramps up to ``ema_max`` so the first steps are not averaged with the random start."""
+    optimizer_step(opt, params, loss)
     decay = min(ema_max, (1 + i) / (10 + i))
     with torch.no_grad():
         # one fused update for all tensors: a per-tensor loop is hundreds of kernel launches a step on a GPU
@@ -150,7 +163,8 @@ def train_vae(vae, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig, r
     and shifting the subject's colours (docs/toy-base.md)."""
     gen = torch.Generator().manual_seed(cfg.seed)
     device = vae.device
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.vae_lr, weight_decay=0.0)
+    params = list(vae.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.vae_lr, weight_decay=0.0)
     losses = []
 
     def step(i, planned):
@@ -164,19 +178,12 @@ def train_vae(vae, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig, r
             xs.append(clips[j, frames, y0:y0 + size, x0:x0 + size])
             ws.append(1.0 + cfg.vae_subject_weight * masks[j, frames, y0:y0 + size, x0:x0 + size])
         x = pixels(np.stack(xs), device)
-        weight = torch.from_numpy(np.stack(ws)).float()[:, None].to(device)
-        weight = weight / weight.mean()
         with mixed_precision(cfg.mixed_precision, device.type):
             posterior = vae.encode(x).latent_dist
             z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen).to(device)
             recon = vae.decode(z).sample
-        err = recon.float() - x
-        rec = (weight * (err.abs() + err.square())).mean()
-        loss = rec + cfg.kl_weight * posterior.kl().float().mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        rec = weighted_reconstruction_loss(recon, x, np.stack(ws))
+        optimizer_step(opt, params, rec + cfg.kl_weight * posterior.kl().float().mean())
         losses.append(rec.item())
 
     vae.train()
@@ -217,16 +224,10 @@ def train_decoder(vae, latents: torch.Tensor, clips: np.ndarray, masks: np.ndarr
             xs.append(clips[j][pixel_crop])
             ws.append(1.0 + cfg.vae_subject_weight * masks[j][pixel_crop])
         x = pixels(np.stack(xs), device)
-        weight = torch.from_numpy(np.stack(ws)).float()[:, None].to(device)
-        weight = weight / weight.mean()
         with mixed_precision(cfg.mixed_precision, device.type):
             recon = vae.decode(torch.stack(zs).to(device)).sample
-        err = recon.float() - x
-        loss = (weight * (err.abs() + err.square())).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = weighted_reconstruction_loss(recon, x, np.stack(ws))
+        optimizer_step(opt, params, loss)
         losses.append(loss.detach())
 
     vae.decoder.train()
