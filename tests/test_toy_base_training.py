@@ -72,6 +72,7 @@ def test_train_base_command_writes_a_base_the_pipeline_loads(capsys, tmp_path):
     training = info["training"]
     assert training["clips"] == 8 and training["vae_steps"] >= 1 and training["transformer_steps"] >= 1
     assert training["decoder_steps"] >= 1 and training["config"]["decoder_minutes"] == 0.02
+    assert training["vae_final_recon"] > 0 and training["decoder_final_recon"] > 0
     # the VAE's reconstructions of held-out renders, measured before the transformer trains on its latents
     assert 0 < training["vae_error_elsewhere"] and 0 < training["vae_error_subject"] <= 255
     assert info["max_sequence_length"] == 32

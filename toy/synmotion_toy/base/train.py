@@ -69,6 +69,11 @@ def loss_curve(losses: list) -> list:
     return [round(float(values[i:i + 100].mean()), 4) for i in range(0, len(values), 100)]
 
 
+def final_loss(losses: list, last: int = 50) -> float | None:
+    """Mean of the last ``last`` losses (detached tensors, read back once), or None when no step ran."""
+    return round(float(torch.stack(losses[-last:]).float().mean()), 4) if losses else None
+
+
 def set_lr(opt, peak: float, i: int, planned: int, warmup: int) -> None:
     """Linear warm-up, then a cosine decay to a tenth of ``peak`` over the planned steps."""
     lr = peak * min(1.0, (i + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, i / planned))))
@@ -184,12 +189,12 @@ def train_vae(vae, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig, r
             recon = vae.decode(z).sample
         rec = weighted_reconstruction_loss(recon, x, np.stack(ws))
         optimizer_step(opt, params, rec + cfg.kl_weight * posterior.kl().float().mean())
-        losses.append(rec.item())
+        losses.append(rec.detach())
 
     vae.train()
     steps = _timed_loop(cfg.vae_minutes, step, report, "vae")
     vae.eval()
-    return {"vae_steps": steps, "vae_final_recon": float(np.mean(losses[-50:])) if losses else None}
+    return {"vae_steps": steps, "vae_final_recon": final_loss(losses)}
 
 
 def train_decoder(vae, latents: torch.Tensor, clips: np.ndarray, masks: np.ndarray, cfg: BaseTrainConfig,
@@ -233,8 +238,7 @@ def train_decoder(vae, latents: torch.Tensor, clips: np.ndarray, masks: np.ndarr
     vae.decoder.train()
     steps = _timed_loop(cfg.decoder_minutes, step, report, "decoder")
     vae.eval().requires_grad_(False)
-    curve = loss_curve(losses)
-    return {"decoder_steps": steps, "decoder_final_recon": curve[-1] if curve else None}
+    return {"decoder_steps": steps, "decoder_final_recon": final_loss(losses)}
 
 
 @torch.no_grad()
