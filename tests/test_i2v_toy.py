@@ -65,6 +65,10 @@ def test_train_i2v_base_command_writes_a_loadable_base(capsys, tmp_path, conditi
     assert info["training"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")
     # its parts come from the toy base on disk; their configs do not carry this machine's paths
     assert not [c for c in out.glob("*/config.json") if "_name_or_path" in c.read_text()]
+    from synmotion_toy.base.architecture import TOKENIZER_LOAD_STATE
+
+    for config in out.glob("tokenizer*/tokenizer_config.json"):
+        assert not set(json.loads(config.read_text())) & set(TOKENIZER_LOAD_STATE), config
     spec = bases.resolve(str(out))
     assert bases.t2v_partner(spec) == "toy"
     pipe = load_pipeline(spec, pick_runtime(), training=False, i2v=True)

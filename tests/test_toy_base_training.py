@@ -144,6 +144,10 @@ def test_train_base_continues_a_base_from_its_own_weights(capsys, tmp_path):
     for part, cls in (("text_encoder", LlamaModel), ("text_encoder_2", CLIPTextModel)):
         kept = weights(first, part, cls)
         assert all(torch.equal(kept[n], v) for n, v in weights(same, part, cls).items()), part
+    # its tokenizers, loaded from the first base's folder, save as that base's did: no load state in the config
+    for name in ("tokenizer", "tokenizer_2"):
+        assert json.loads((same / name / "tokenizer_config.json").read_text()) == \
+            json.loads((first / name / "tokenizer_config.json").read_text()), name
 
     # Some steps on fresh clips: the transformer moves on from there, the VAE is the first one's
     more = tmp_path / "more"

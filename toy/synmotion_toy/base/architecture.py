@@ -109,3 +109,15 @@ def save_base(pipe, folder) -> None:
         config = json.loads(path.read_text())
         if drop(config):
             path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")   # as both libraries write it
+    for path in Path(folder).glob("*/tokenizer_config.json"):
+        config = json.loads(path.read_text())
+        kept = {k: v for k, v in config.items() if k not in TOKENIZER_LOAD_STATE}
+        if kept != config:
+            path.write_text(json.dumps(kept, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+# What transformers (5.x) writes into tokenizer_config.json when it saves a tokenizer it loaded from disk: where
+# it was loaded from, and the fast tokenizer's truncation and padding state, which tokenizer.json already holds
+# and a load reads back from there. A continued base would otherwise differ from a fresh one in these keys alone.
+TOKENIZER_LOAD_STATE = ("is_local", "local_files_only", "max_length", "pad_to_multiple_of", "pad_token_type_id",
+                        "padding_side", "stride", "truncation_side", "truncation_strategy")
