@@ -112,7 +112,7 @@ def test_learn_puts_lora_on_the_projections_asked_for(capsys, tmp_path, tiny_dir
 
 
 @pytest.mark.parametrize("option", ["batch=0", "alpha=1.5", "rank=0", "frames=16", "projections=qo",
-                                    "caption_dropout=1"])
+                                    "caption_dropout=1", "time_shift=-1"])
 def test_learn_rejects_a_bad_setting_in_one_line(capsys, tmp_path, tiny_dir, clips, option):
     r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "-O", option, "--steps", "2")
     assert r.code == 2 and f"{option.split('=')[0]}=" in r.err and "Traceback" not in r.err
@@ -249,6 +249,33 @@ def test_caption_dropped_examples_train_the_adapter_on_the_empty_prompt(tmp_path
     empty, texts, moved, adapter_learned = train(0.0)
     assert not any(torch.equal(t, empty.to(t.dtype)) for t in texts if t.shape == empty.shape)
     assert moved and adapter_learned
+
+
+def test_time_shift_sets_the_noise_levels_training_draws(tmp_path, tiny_dir, clips):
+    """-O time_shift=S: a step's noise level is sigma = S*u / (1 + (S-1)*u) of the same draw u; 1 is u itself."""
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_hunyuan.tiny import TINY_DEFAULTS
+    from synmotion_hunyuan.training import Trainer, flow_matching_sigma
+
+    def timesteps(shift):
+        base = bases.resolve(str(tiny_dir))
+        settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"strategy": "joint", "steps": 4, "time_shift": shift})
+        pipe = load_pipeline(base, pick_runtime(), training=True)
+        trainer = Trainer(pipe, base, pick_runtime(), settings,
+                          _learn_request(tmp_path / str(shift), clips, base=str(tiny_dir)), RecordingReporter(), {})
+        trainer.prepare()
+        seen = []
+        pipe.transformer.register_forward_pre_hook(
+            lambda _, args, kwargs: seen.append(kwargs["timestep"].float() / 1000), with_kwargs=True)
+        trainer.run()
+        return torch.cat(seen)
+
+    u = timesteps(1.0)
+    assert len(u) == 4
+    torch.testing.assert_close(timesteps(8.0), flow_matching_sigma(u, 8.0))
+    assert torch.all(flow_matching_sigma(u, 8.0) > u)
 
 
 def test_batch_accumulates_that_many_examples_per_step(tmp_path, tiny_dir, clips):

@@ -113,7 +113,7 @@ class Trainer:
         # I2V: the condition image of each synthesized SPV prompt, and the base that drew them
         self.spv_images, self.spv_images_from = spv_images, spv_images_from
         self.request, self.reporter = request, reporter
-        self.shift = float(pipe.scheduler.config.get("shift", 7.0))
+        self.shift = settings.time_shift or float(pipe.scheduler.config.get("shift", 7.0))
         # The clips are "a person <motion>": the first trigger phrase if given ("do a handstand"), else the name.
         verb = request.trigger_words[0] if request.trigger_words else request.motion
         self.motion_form = inflections(verb)[1]         # "claps", "does a handstand"
