@@ -152,15 +152,17 @@ def learn_pack(motion: str, folder: Path, *, seed: int = 0, options: dict | None
     return pack, store.files(pack), elapsed
 
 
-def transfer_accuracy(gen: Generator, judges, motion: str, pack_use, *, subjects, seeds: int) -> dict:
-    """Videos of ``motion`` on ``subjects`` (never in the clips), with the pack and without it."""
+def transfer_accuracy(gen: Generator, judges, motion: str, pack_uses, *, subjects, seeds: int) -> dict:
+    """Videos of ``motion`` on ``subjects`` (never in the clips), with each of the packs (several packs of one
+    motion, learnt with different seeds, pool their videos) and without a pack."""
     from .world import MOTIONS, prompt_for
 
     with_pack, without = Score(), Score()
     for s in subjects:
         for seed in range(seeds):
             prompt = prompt_for(s, MOTIONS[motion])
-            with_pack.add(judges.judge(gen.video(prompt, seed, packs=(pack_use,))), motion, s)
+            for use in pack_uses:
+                with_pack.add(judges.judge(gen.video(prompt, seed, packs=(use,))), motion, s)
             without.add(judges.judge(gen.video(prompt, seed)), motion, s)
     return {"with": with_pack, "without": without}
 

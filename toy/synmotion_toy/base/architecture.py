@@ -90,10 +90,18 @@ def build_components(seed: int = 0) -> dict:
     )
 
 
+# What transformers (5.x) writes into tokenizer_config.json when it saves a tokenizer it loaded from disk: where
+# it was loaded from, and the fast tokenizer's truncation and padding state, which tokenizer.json already holds
+# and a load reads back from there. A continued base would otherwise differ from a fresh one in these keys alone.
+TOKENIZER_LOAD_STATE = ("is_local", "local_files_only", "max_length", "pad_to_multiple_of", "pad_token_type_id",
+                        "padding_side", "stride", "truncation_side", "truncation_strategy")
+
+
 def save_base(pipe, folder) -> None:
     """``save_pretrained``, without the ``_name_or_path`` that diffusers and transformers write into the config
     of a part loaded from disk (a kept VAE, the I2V base's parts of the toy base): a path on the machine that
-    trained the base, which says nothing about the model and would differ between two identical trainings."""
+    trained the base, which says nothing about the model and would differ between two identical trainings; nor
+    the load state that transformers writes into a loaded tokenizer's ``tokenizer_config.json``."""
     import json
     from pathlib import Path
 
@@ -114,10 +122,3 @@ def save_base(pipe, folder) -> None:
         kept = {k: v for k, v in config.items() if k not in TOKENIZER_LOAD_STATE}
         if kept != config:
             path.write_text(json.dumps(kept, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-# What transformers (5.x) writes into tokenizer_config.json when it saves a tokenizer it loaded from disk: where
-# it was loaded from, and the fast tokenizer's truncation and padding state, which tokenizer.json already holds
-# and a load reads back from there. A continued base would otherwise differ from a fresh one in these keys alone.
-TOKENIZER_LOAD_STATE = ("is_local", "local_files_only", "max_length", "pad_to_multiple_of", "pad_token_type_id",
-                        "padding_side", "stride", "truncation_side", "truncation_strategy")
