@@ -40,6 +40,23 @@ def _learn_request(tmp_path, clips_dir, **kw):
     return LearnRequest(**defaults)
 
 
+def _prepared_trainer(folder, tiny_dir, clips, options: dict):
+    """A Trainer on the tiny base with the tiny defaults and ``options``, prepared (clips encoded, parts built)
+    but not yet run; returns (pipe, trainer) so a test can hook the transformer first."""
+    from synmotion_hunyuan import bases
+    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_hunyuan.tiny import TINY_DEFAULTS
+    from synmotion_hunyuan.training import Trainer
+
+    base = bases.resolve(str(tiny_dir))
+    pipe = load_pipeline(base, pick_runtime(), training=True)
+    trainer = Trainer(pipe, base, pick_runtime(), build(LearnSettings, TINY_DEFAULTS["learn"], options),
+                      _learn_request(folder, clips, base=str(tiny_dir)), RecordingReporter(), {})
+    trainer.prepare()
+    return pipe, trainer
+
+
 def _tensors(files):
     out = {}
     for name, path in files.items():
@@ -220,20 +237,10 @@ def test_spv_steps_change_no_motion_parameter_and_base_stays_frozen(tmp_path, ti
 def test_caption_dropped_examples_train_the_adapter_on_the_empty_prompt(tmp_path, tiny_dir, clips):
     """-O caption_dropout: a dropped clip is read with the guidance's negative prompt, so it reaches the
     adapter but no part of the embedding, and the transformer sees exactly that prompt."""
-    from synmotion_hunyuan import bases
-    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
-    from synmotion_hunyuan.settings import LearnSettings, build
-    from synmotion_hunyuan.tiny import TINY_DEFAULTS
-    from synmotion_hunyuan.training import Trainer
 
     def train(dropout):
-        base = bases.resolve(str(tiny_dir))
-        settings = build(LearnSettings, TINY_DEFAULTS["learn"],
-                         {"strategy": "joint", "steps": 3, "caption_dropout": dropout})
-        pipe = load_pipeline(base, pick_runtime(), training=True)
-        trainer = Trainer(pipe, base, pick_runtime(), settings,
-                          _learn_request(tmp_path / str(dropout), clips, base=str(tiny_dir)), RecordingReporter(), {})
-        trainer.prepare()
+        pipe, trainer = _prepared_trainer(tmp_path / str(dropout), tiny_dir, clips,
+                                          {"strategy": "joint", "steps": 3, "caption_dropout": dropout})
         texts = []
         pipe.transformer.register_forward_pre_hook(
             lambda _, args, kwargs: texts.append(kwargs["encoder_hidden_states"].detach().clone()), with_kwargs=True)
@@ -253,19 +260,11 @@ def test_caption_dropped_examples_train_the_adapter_on_the_empty_prompt(tmp_path
 
 def test_time_shift_sets_the_noise_levels_training_draws(tmp_path, tiny_dir, clips):
     """-O time_shift=S: a step's noise level is sigma = S*u / (1 + (S-1)*u) of the same draw u; 1 is u itself."""
-    from synmotion_hunyuan import bases
-    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
-    from synmotion_hunyuan.settings import LearnSettings, build
-    from synmotion_hunyuan.tiny import TINY_DEFAULTS
-    from synmotion_hunyuan.training import Trainer, flow_matching_sigma
+    from synmotion_hunyuan.training import flow_matching_sigma
 
     def timesteps(shift):
-        base = bases.resolve(str(tiny_dir))
-        settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"strategy": "joint", "steps": 4, "time_shift": shift})
-        pipe = load_pipeline(base, pick_runtime(), training=True)
-        trainer = Trainer(pipe, base, pick_runtime(), settings,
-                          _learn_request(tmp_path / str(shift), clips, base=str(tiny_dir)), RecordingReporter(), {})
-        trainer.prepare()
+        pipe, trainer = _prepared_trainer(tmp_path / str(shift), tiny_dir, clips,
+                                          {"strategy": "joint", "steps": 4, "time_shift": shift})
         seen = []
         pipe.transformer.register_forward_pre_hook(
             lambda _, args, kwargs: seen.append(kwargs["timestep"].float() / 1000), with_kwargs=True)
@@ -280,18 +279,7 @@ def test_time_shift_sets_the_noise_levels_training_draws(tmp_path, tiny_dir, cli
 
 def test_batch_accumulates_that_many_examples_per_step(tmp_path, tiny_dir, clips):
     """-O batch=3: three forward passes per optimiser step, one loss recorded per step."""
-    from synmotion_hunyuan import bases
-    from synmotion_hunyuan.runtime import load_pipeline, pick_runtime
-    from synmotion_hunyuan.settings import LearnSettings, build
-    from synmotion_hunyuan.tiny import TINY_DEFAULTS
-    from synmotion_hunyuan.training import Trainer
-
-    base = bases.resolve(str(tiny_dir))
-    settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"strategy": "joint", "steps": 2, "batch": 3})
-    pipe = load_pipeline(base, pick_runtime(), training=True)
-    trainer = Trainer(pipe, base, pick_runtime(), settings, _learn_request(tmp_path, clips, base=str(tiny_dir)),
-                      RecordingReporter(), {})
-    trainer.prepare()
+    pipe, trainer = _prepared_trainer(tmp_path, tiny_dir, clips, {"strategy": "joint", "steps": 2, "batch": 3})
     forwards = []
     pipe.transformer.register_forward_hook(lambda *_: forwards.append(1))
     result = trainer.run()
