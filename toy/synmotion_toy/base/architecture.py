@@ -105,20 +105,22 @@ def save_base(pipe, folder) -> None:
     import json
     from pathlib import Path
 
-    def drop(config: dict) -> bool:
+    def drop_name_or_path(config: dict) -> bool:
         dropped = config.pop("_name_or_path", None) is not None
         for value in config.values():
             if isinstance(value, dict):
-                dropped = drop(value) or dropped
+                dropped = drop_name_or_path(value) or dropped
         return dropped
 
+    def drop_tokenizer_load_state(config: dict) -> bool:
+        found = [key for key in TOKENIZER_LOAD_STATE if key in config]
+        for key in found:
+            del config[key]
+        return bool(found)
+
     pipe.save_pretrained(folder)
-    for path in Path(folder).glob("*/config.json"):
-        config = json.loads(path.read_text())
-        if drop(config):
-            path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")   # as both libraries write it
-    for path in Path(folder).glob("*/tokenizer_config.json"):
-        config = json.loads(path.read_text())
-        kept = {k: v for k, v in config.items() if k not in TOKENIZER_LOAD_STATE}
-        if kept != config:
-            path.write_text(json.dumps(kept, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    for name, drop in (("config.json", drop_name_or_path), ("tokenizer_config.json", drop_tokenizer_load_state)):
+        for path in Path(folder).glob(f"*/{name}"):
+            config = json.loads(path.read_text())
+            if drop(config):   # rewritten as both libraries write their configs
+                path.write_text(json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
