@@ -14,7 +14,8 @@ from conftest_tiny import fresh_pipe, tiny_dir, toy_video_latents, transformer_f
 
 from synmotion_cli.errors import UsageError  # noqa: E402
 from synmotion_hunyuan.adapters import AdapterConfig, add_motion_adapter  # noqa: E402
-from synmotion_hunyuan.sampling import Transfer, encode_for_sampling, sample, transfer_guidance  # noqa: E402
+from synmotion_hunyuan.sampling import (Transfer, encode_for_sampling, sample, transfer_guidance,  # noqa: E402
+                                        without_static_part)
 from synmotion_hunyuan.settings import GenSettings, build  # noqa: E402
 from synmotion_hunyuan.text_encoding import PromptEncoder  # noqa: E402
 
@@ -75,6 +76,49 @@ def test_each_step_is_the_base_plus_the_packs_delta_on_its_own_prompt(fresh_pipe
     torch.testing.assert_close(distilled, asked_base + delta, rtol=0, atol=1e-5)
     # afterwards the hook is gone and the adapters are back on
     torch.testing.assert_close(forward(asked), with_pack_asked, rtol=0, atol=0)
+
+
+def test_the_static_part_of_the_packs_term(fresh_pipe):
+    """``static``: the pack's term keeps that share of its mean over the latent frames at each latent pixel;
+    at 0 what it adds sums to nothing over the frames, and what changes from frame to frame is untouched."""
+    encoder = PromptEncoder.from_pipeline(fresh_pipe)
+    asked = _kwargs(_plain(encoder.encode("a panda claps")))
+    reference = _reference(encoder, weight=3.0)
+    pack, base = _kwargs(reference.pack), _kwargs(reference.base)
+    latents, _ = toy_video_latents()
+    transformer = fresh_pipe.transformer
+    _adapter(transformer)
+
+    def forward(text: dict):
+        with torch.no_grad():
+            return transformer_forward(transformer, latents, text["encoder_hidden_states"],
+                                       text["encoder_attention_mask"], text["pooled_projections"])
+
+    with_pack = forward(pack)
+    transformer.disable_lora()
+    asked_base, reference_base = forward(asked), forward(base)
+    transformer.enable_lora()
+    delta = with_pack - reference_base
+    static = delta.mean(dim=2, keepdim=True)
+    assert static.abs().max() > 1e-3 and (delta - static).abs().max() > 1e-3   # both parts are there to remove
+    for keep in (0.0, 0.5, 1.0):
+        with transfer_guidance(transformer, pack, base, 3.0, None, 1.0, static=keep):
+            guided = forward(asked)
+        added = guided - asked_base
+        torch.testing.assert_close(added, 3.0 * (delta - (1 - keep) * static), rtol=0, atol=1e-5)
+        torch.testing.assert_close(added.mean(dim=2, keepdim=True), 3.0 * keep * static, rtol=0, atol=1e-5)
+        torch.testing.assert_close(added.diff(dim=2), 3.0 * delta.diff(dim=2), rtol=0, atol=1e-5)
+
+
+def test_the_static_part_leaves_an_image_frame_out():
+    """An image-to-video base's clean image frame (token_replace: its prediction is discarded) takes no part
+    in the mean; keep=1 returns the term itself."""
+    delta = torch.randn(1, 4, 3, 2, 2, generator=torch.Generator().manual_seed(0))
+    assert without_static_part(delta, 1.0, first_frame=1) is delta
+    out = without_static_part(delta, 0.0, first_frame=1)
+    torch.testing.assert_close(out[:, :, 1:].mean(dim=2), torch.zeros(1, 4, 2, 2), rtol=0, atol=1e-6)
+    torch.testing.assert_close(out - delta, (out - delta)[:, :, :1].expand_as(delta))   # one shift for all frames
+    torch.testing.assert_close(out[:, :, 0], delta[:, :, 0] - delta[:, :, 1:].mean(dim=2))
 
 
 def _video(pipe, transfer: Transfer | None, image=None, width: int = 16, start: float = 0.0) -> np.ndarray:
@@ -153,6 +197,11 @@ def test_transfer_is_validated():
     for bad in ("-0.1", "1", "nan"):
         with pytest.raises(UsageError, match="transfer_start"):
             build(GenSettings, {"transfer_start": bad})
+    assert build(GenSettings, {}).transfer_static == 1.0
+    assert build(GenSettings, {"transfer_static": "0"}).transfer_static == 0.0
+    for bad in ("-0.1", "1.5", "nan"):
+        with pytest.raises(UsageError, match="transfer_static"):
+            build(GenSettings, {"transfer_static": bad})
 
 
 def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
@@ -170,6 +219,10 @@ def test_gen_with_transfer_through_the_cli(capsys, tmp_path, tiny_dir):
     r = run(capsys, *common, "-O", "transfer=2", "-O", "transfer_start=0.5", "-o", tmp_path / "late.mp4", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out)["metadata"]["transfer_start"] == "0.5" and "after the first 50% of the steps" in r.err
+    assert "transfer_static" not in json.loads(r.out)["metadata"]
+    r = run(capsys, *common, "-O", "transfer=2", "-O", "transfer_static=0", "-o", tmp_path / "moving.mp4", "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["metadata"]["transfer_static"] == "0.0" and "0% of its static part" in r.err
     r = run(capsys, *common, "-o", tmp_path / "b.mp4", "--json")
     assert r.code == 0 and json.loads(r.out)["metadata"]["transfer"] == "0.0"
     r = run(capsys, *common, "-O", "transfer=1", "-O", "cfg_negative=base", "-o", tmp_path / "c.mp4")

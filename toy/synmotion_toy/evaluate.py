@@ -90,7 +90,7 @@ class Generator:
         return sample(self.pipe, embeds, mask, pooled, height=s.height, width=s.width, frames=s.frames,
                       steps=s.steps, guidance=s.guidance, seed=seed, negative=self.negative,
                       true_cfg_scale=s.true_cfg_scale, cfg_negative=s.cfg_negative, image=image, transfer=transfer,
-                      transfer_start=s.transfer_start)
+                      transfer_start=s.transfer_start, transfer_static=s.transfer_static)
 
 
 def base_motion_accuracy(gen: Generator, judges, *, seeds: int = 1, subjects=None, motions=None) -> dict:

@@ -222,6 +222,8 @@ class HunyuanBackend:
         if transfer:
             start = settings.transfer_start
             after = f", after the first {start:.0%} of the steps" if start else ""
+            if settings.transfer_static < 1:
+                after += f", {settings.transfer_static:.0%} of its static part"
             reporter.message(f"motion-transfer guidance at {transfer.weight:g} from \"{transfer.prompt}\"{after} "
                              f"(-O transfer=0 applies the pack to the prompt itself)")
         # classifier-free guidance against the empty prompt
@@ -233,7 +235,7 @@ class HunyuanBackend:
                         frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed,
                         negative=negative, true_cfg_scale=settings.true_cfg_scale,
                         cfg_negative=settings.cfg_negative, image=image, transfer=transfer,
-                        transfer_start=settings.transfer_start)
+                        transfer_start=settings.transfer_start, transfer_static=settings.transfer_static)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
         return GenResult(frames=frames, fps=settings.fps, pack_weights=tuple(p.weight for p in packs), metadata={
@@ -242,5 +244,6 @@ class HunyuanBackend:
             "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters and not transfer else "",
             "transfer": transfer.weight if transfer else 0.0, "transfer_prompt": transfer.prompt if transfer else "",
             "transfer_start": settings.transfer_start if transfer and settings.transfer_start else "",
+            "transfer_static": settings.transfer_static if transfer and settings.transfer_static < 1 else "",
             "embedding_from": used or "", "image": request.image.name if i2v else "",
             "adapters": len(adapters)})  # no timings: the same seed and packs must give the same file

@@ -20,6 +20,7 @@ from synmotion_cli.prompts import compose, parse_roles
 
 from .adapters import load_lora
 from .embedding import DualEmbedding
+from .image_condition import condition_type, pipeline_frames
 from .settings import CFG_NEGATIVES
 from .text_encoding import PromptEncoder
 
@@ -201,8 +202,18 @@ def guidance_against_base(transformer, negative: dict, scale: float):
     return _extra_passes(transformer, combine, adapters_in_call=True)
 
 
+def without_static_part(delta: torch.Tensor, keep: float, first_frame: int = 0) -> torch.Tensor:
+    """``delta`` (B, C, F, H, W) with only ``keep`` of its static part: its mean over the latent frames from
+    ``first_frame`` on, at each latent pixel and channel. Frames before ``first_frame`` (an image-to-video
+    base's clean image frame, whose prediction the pipeline discards) take no part in the mean."""
+    if keep == 1.0:
+        return delta
+    static = delta[:, :, first_frame:].mean(dim=2, keepdim=True)
+    return delta - (1.0 - keep) * static
+
+
 def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negative: dict | None, scale: float,
-                      first_step: int = 0):
+                      first_step: int = 0, static: float = 1.0, first_frame: int = 0):
     """Motion-transfer guidance while active: the pipeline's forward calls (the asked prompt, run here on the
     plain base: every adapter is switched off) become ``u + scale * (c - u) + weight * (p - b)``, where ``c``
     is that call, ``u`` the ``negative`` prompt on the plain base (without ``negative``: ``c + weight * (p -
@@ -219,7 +230,13 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
     The denoising steps before ``first_step`` (counted by the pipeline's calls, one a step) leave out the
     ``weight`` term and its two passes: there the plain base lays out the video and draws the subject, and
     the pack's motion joins from ``first_step`` on. On the toy base, starting at step 3 of 20 kept the judged
-    motion and drew the asked subject in 42 % of the videos instead of 32 % (docs/fidelity.md)."""
+    motion and drew the asked subject in 42 % of the videos instead of 32 % (docs/fidelity.md).
+
+    ``static`` is the share kept of the term's static part, what it adds alike to every latent frame at a latent
+    pixel (``without_static_part``; the mean from ``first_frame`` on). A motion is what changes from frame to
+    frame; what the pack adds to every frame alike is mostly the look of its clips' subject, which ``p - b``
+    still carries where the pack's clips and the base's drawing of their subject differ. On the toy base
+    ``static=0`` kept the asked subject in more videos at the same judged motion (docs/fidelity.md)."""
     calls = 0
 
     def combine(asked, run):
@@ -230,14 +247,14 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
             asked = unconditional + scale * (asked - unconditional)
         if step < first_step:
             return asked
-        return asked + weight * (run(pack, True) - run(base, False))
+        return asked + weight * without_static_part(run(pack, True) - run(base, False), static, first_frame)
 
     return _extra_passes(transformer, combine, adapters_in_call=False)
 
 
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
            true_cfg_scale: float = 1.0, cfg_negative: str = CFG_NEGATIVES[0], output_type: str = "np", image=None,
-           transfer: Transfer | None = None, transfer_start: float = 0.0):
+           transfer: Transfer | None = None, transfer_start: float = 0.0, transfer_static: float = 1.0):
     """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3), or latents.
 
     ``negative`` (embeds, mask, pooled) with ``true_cfg_scale`` > 1 adds classifier-free guidance; bases
@@ -247,7 +264,7 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     ``image`` (uint8 (height, width, 3), I2V pipelines only) is the first frame; ``frames`` frames come back.
     ``transfer`` (``transfer_reference``) samples with motion-transfer guidance (``transfer_guidance``), the
     prompt then being the plainly encoded asked prompt; ``cfg_negative`` does not apply. It leaves out the
-    first ``transfer_start`` share of the steps.
+    first ``transfer_start`` share of the steps and keeps ``transfer_static`` of its static part.
     """
     if cfg_negative not in CFG_NEGATIVES:
         raise ValueError(f"cfg_negative is one of {CFG_NEGATIVES}, not {cfg_negative!r}")
@@ -257,8 +274,6 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     if image is not None:
         from PIL import Image
 
-        from .image_condition import pipeline_frames
-
         extra["image"] = Image.fromarray(np.asarray(image, dtype=np.uint8))
         frames = pipeline_frames(pipe, frames)
     guided = contextlib.nullcontext()
@@ -267,7 +282,8 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     if transfer is not None:
         guided = transfer_guidance(pipe.transformer, _text_kwargs(*transfer.pack, device, dtype),
                                    _text_kwargs(*transfer.base, device, dtype), transfer.weight, negative_text,
-                                   true_cfg_scale, first_step=round(transfer_start * steps))
+                                   true_cfg_scale, first_step=round(transfer_start * steps), static=transfer_static,
+                                   first_frame=1 if condition_type(pipe.transformer) == "token_replace" else 0)
     elif guiding and cfg_negative == "base" and has_adapters(pipe.transformer):
         guided = guidance_against_base(pipe.transformer, negative_text, true_cfg_scale)
     elif guiding:

@@ -94,6 +94,7 @@ class GenSettings:
     cfg_negative: str = CFG_NEGATIVES[0]   # that guidance's negative pass: one of CFG_NEGATIVES
     transfer: float = 0.0            # > 0: motion-transfer guidance at this weight (sampling.transfer_guidance)
     transfer_start: float = 0.0      # the share of denoising steps, from the first, that run without that guidance
+    transfer_static: float = 1.0     # the share kept of that guidance's static part (its mean over the latent frames)
     pack_weight: float = 1.0         # the weight of a pack named without one (`--pack NAME:W` sets its own)
     height: int = 320
     width: int = 512
@@ -112,6 +113,10 @@ class GenSettings:
             raise UsageError(f"invalid setting: transfer_start={self.transfer_start!r}",
                              hint="transfer_start is the share of the first denoising steps without motion-transfer "
                                   "guidance, from 0 (every step guided) up to but not including 1, e.g. 0.15")
+        if not 0.0 <= self.transfer_static <= 1.0:
+            raise UsageError(f"invalid setting: transfer_static={self.transfer_static!r}",
+                             hint="transfer_static is the share kept of what motion-transfer guidance adds alike to "
+                                  "every frame, from 0 (only what changes over time) to 1 (all of it, the default)")
         if not 0.0 <= self.pack_weight <= MAX_PACK_WEIGHT:
             raise UsageError(f"invalid setting: pack_weight={self.pack_weight!r}",
                              hint=f"use a pack weight between 0 and {MAX_PACK_WEIGHT:g}, e.g. pack_weight=1.5")
