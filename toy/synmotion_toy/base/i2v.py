@@ -91,7 +91,7 @@ def i2v_defaults(t2v_defaults: dict) -> dict:
     trades subject for motion (43 % / 84 % at 3). Packs keep the ordinary weight 1: on the current toy-i2v it is
     ahead of 1.5 on motion at the same subject (46 % / 88 % against 40 % / 88 %)."""
     defaults = dict(t2v_defaults)
-    defaults["gen"] = {k: v for k, v in defaults.get("gen", {}).items() if k not in ("transfer", "transfer_start")}
+    defaults["gen"] = {k: v for k, v in defaults.get("gen", {}).items() if not k.startswith("transfer")}
     return defaults
 
 

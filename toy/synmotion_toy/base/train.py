@@ -442,15 +442,15 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 # What `learn` and `gen` use on the toy base unless told otherwise. The strategy is joint training, chosen by
 # the full toy MotionBench (docs/fidelity.md): on this base the subject-prior steps cost judged motion at every
 # alpha and bought no subject, for text-to-video and image-to-video alike. `-O preset=full` is the paper's.
-# Generation uses motion-transfer guidance at 3: on the bench it raised both judged motion and subject
-# (36 % / 32 % against 29 % / 24 %); the image-to-video base leaves it off (i2v.i2v_defaults). It starts
-# after the first 15 % of the steps (3 of 20): the same judged motion, more of the asked subject
-# (benchmarks/toy_targets.py: 37.9 % / 41.7 % against 38.6 % / 31.8 % from the first step; docs/fidelity.md).
+# Generation uses motion-transfer guidance: on the bench it raised both judged motion and subject
+# (36 % / 32 % against 29 % / 24 % at 3); the image-to-video base leaves it off (i2v.i2v_defaults). Its term
+# keeps none of its static part (transfer_static 0), which leaves the clips' look behind, so it runs at 4 from
+# the first step (docs/fidelity.md, "The static part of the transfer").
 DEFAULTS = {
     "learn": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 300,
               "lr": 2e-3, "rank": 8, "strategy": "joint",
               "spv_count": 24, "spv_steps": 20, "spv_guidance": 1.0, "spv_true_cfg_scale": 4.0,
               "preview_true_cfg_scale": 4.0, "checkpoint_every": 100, "preview_steps": 20},
     "gen": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 20,
-            "guidance": 1.0, "true_cfg_scale": 4.0, "transfer": 3.0, "transfer_start": 0.15},
+            "guidance": 1.0, "true_cfg_scale": 4.0, "transfer": 4.0, "transfer_static": 0.0},
 }
