@@ -114,8 +114,8 @@ def test_the_static_part_leaves_an_image_frame_out():
     """An image-to-video base's clean image frame (token_replace: its prediction is discarded) takes no part
     in the mean; keep=1 returns the term itself."""
     delta = torch.randn(1, 4, 3, 2, 2, generator=torch.Generator().manual_seed(0))
-    assert without_static_part(delta, 1.0, first_frame=1) is delta
-    out = without_static_part(delta, 0.0, first_frame=1)
+    assert without_static_part(delta, 1.0, slice(1, None)) is delta
+    out = without_static_part(delta, 0.0, slice(1, None))
     torch.testing.assert_close(out[:, :, 1:].mean(dim=2), torch.zeros(1, 4, 2, 2), rtol=0, atol=1e-6)
     torch.testing.assert_close(out - delta, (out - delta)[:, :, :1].expand_as(delta))   # one shift for all frames
     torch.testing.assert_close(out[:, :, 0], delta[:, :, 0] - delta[:, :, 1:].mean(dim=2))
@@ -167,6 +167,10 @@ def test_transfer_on_an_image_to_video_base(tmp_path, condition):
     from synmotion_hunyuan.tiny import save_tiny_pipeline
 
     pipe = load_pipe(save_tiny_pipeline(tmp_path / "i2v", i2v=True, condition=condition), i2v=True)
+    from synmotion_hunyuan.image_condition import denoised_frames
+
+    # the static part of the pack's term is taken over these frames: not token_replace's clean image frame
+    assert denoised_frames(pipe.transformer) == (slice(1, None) if condition == "token_replace" else slice(None))
     image = (np.random.default_rng(0).random((16, 32, 3)) * 255).astype(np.uint8)
     encoder = PromptEncoder.from_pipeline(pipe)
     identity = _reference(encoder, 3.0, embedding_shift=0.0, image=image)   # it sees the video's image too

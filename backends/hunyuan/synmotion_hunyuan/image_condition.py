@@ -22,19 +22,25 @@ def condition_type(transformer) -> str | None:
     return getattr(transformer.config, "image_condition_type", None)
 
 
+def denoised_frames(transformer) -> slice:
+    """The latent frames the transformer's prediction counts for: all of them, except the clean image frame of
+    ``token_replace`` (the pipeline discards its prediction, and training does not score it)."""
+    return slice(1, None) if condition_type(transformer) == "token_replace" else slice(None)
+
+
 def model_input(transformer, x_t: torch.Tensor, x0: torch.Tensor) -> tuple[torch.Tensor, slice]:
     """The transformer's input for noisy latents ``x_t`` of clip ``x0``, and the latent frames the loss scores."""
-    kind = condition_type(transformer)
+    kind, scored = condition_type(transformer), denoised_frames(transformer)
     if kind is None:
-        return x_t, slice(None)
+        return x_t, scored
     image = x0[:, :, :1]
     if kind == "token_replace":
-        return torch.cat([image, x_t[:, :, 1:]], dim=2), slice(1, None)
+        return torch.cat([image, x_t[:, :, 1:]], dim=2), scored
     frames = x0.shape[2]
     cond = torch.cat([image, image.new_zeros(image.shape[0], image.shape[1], frames - 1, *image.shape[3:])], dim=2)
     mask = x0.new_zeros(x0.shape[0], 1, frames, *x0.shape[3:])
     mask[:, :, :1] = 1
-    return torch.cat([x_t, cond, mask], dim=1), slice(None)
+    return torch.cat([x_t, cond, mask], dim=1), scored
 
 
 def pipeline_frames(pipe, frames: int) -> int:

@@ -20,7 +20,7 @@ from synmotion_cli.prompts import compose, parse_roles
 
 from .adapters import load_lora
 from .embedding import DualEmbedding
-from .image_condition import condition_type, pipeline_frames
+from .image_condition import denoised_frames, pipeline_frames
 from .settings import CFG_NEGATIVES
 from .text_encoding import PromptEncoder
 
@@ -202,18 +202,18 @@ def guidance_against_base(transformer, negative: dict, scale: float):
     return _extra_passes(transformer, combine, adapters_in_call=True)
 
 
-def without_static_part(delta: torch.Tensor, keep: float, first_frame: int = 0) -> torch.Tensor:
-    """``delta`` (B, C, F, H, W) with only ``keep`` of its static part: its mean over the latent frames from
-    ``first_frame`` on, at each latent pixel and channel. Frames before ``first_frame`` (an image-to-video
-    base's clean image frame, whose prediction the pipeline discards) take no part in the mean."""
+def without_static_part(delta: torch.Tensor, keep: float, frames: slice = slice(None)) -> torch.Tensor:
+    """``delta`` (B, C, F, H, W) with only ``keep`` of its static part: its mean over the latent ``frames``
+    (``image_condition.denoised_frames``: not an image-to-video base's clean image frame, whose prediction the
+    pipeline discards), at each latent pixel and channel."""
     if keep == 1.0:
         return delta
-    static = delta[:, :, first_frame:].mean(dim=2, keepdim=True)
+    static = delta[:, :, frames].mean(dim=2, keepdim=True)
     return delta - (1.0 - keep) * static
 
 
 def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negative: dict | None, scale: float,
-                      first_step: int = 0, static: float = 1.0, first_frame: int = 0):
+                      first_step: int = 0, static: float = 1.0):
     """Motion-transfer guidance while active: the pipeline's forward calls (the asked prompt, run here on the
     plain base: every adapter is switched off) become ``u + scale * (c - u) + weight * (p - b)``, where ``c``
     is that call, ``u`` the ``negative`` prompt on the plain base (without ``negative``: ``c + weight * (p -
@@ -233,11 +233,11 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
     motion and drew the asked subject in 42 % of the videos instead of 32 % (docs/fidelity.md).
 
     ``static`` is the share kept of the term's static part, what it adds alike to every latent frame at a latent
-    pixel (``without_static_part``; the mean from ``first_frame`` on). A motion is what changes from frame to
+    pixel (``without_static_part``; the mean over the frames the transformer denoises). A motion is what changes from frame to
     frame; what the pack adds to every frame alike is mostly the look of its clips' subject, which ``p - b``
     still carries where the pack's clips and the base's drawing of their subject differ. On the toy base
     ``static=0`` kept the asked subject in more videos at the same judged motion (docs/fidelity.md)."""
-    calls = 0
+    calls, frames = 0, denoised_frames(transformer)
 
     def combine(asked, run):
         nonlocal calls
@@ -247,7 +247,7 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
             asked = unconditional + scale * (asked - unconditional)
         if step < first_step:
             return asked
-        return asked + weight * without_static_part(run(pack, True) - run(base, False), static, first_frame)
+        return asked + weight * without_static_part(run(pack, True) - run(base, False), static, frames)
 
     return _extra_passes(transformer, combine, adapters_in_call=False)
 
@@ -282,8 +282,7 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     if transfer is not None:
         guided = transfer_guidance(pipe.transformer, _text_kwargs(*transfer.pack, device, dtype),
                                    _text_kwargs(*transfer.base, device, dtype), transfer.weight, negative_text,
-                                   true_cfg_scale, first_step=round(transfer_start * steps), static=transfer_static,
-                                   first_frame=1 if condition_type(pipe.transformer) == "token_replace" else 0)
+                                   true_cfg_scale, first_step=round(transfer_start * steps), static=transfer_static)
     elif guiding and cfg_negative == "base" and has_adapters(pipe.transformer):
         guided = guidance_against_base(pipe.transformer, negative_text, true_cfg_scale)
     elif guiding:
