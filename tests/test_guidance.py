@@ -14,7 +14,7 @@ from conftest_tiny import fresh_pipe, tiny_dir, toy_video_latents, transformer_f
 
 from synmotion_cli.errors import UsageError  # noqa: E402
 from synmotion_hunyuan.adapters import AdapterConfig, add_motion_adapter  # noqa: E402
-from synmotion_hunyuan.sampling import guidance_against_base, has_adapters, sample  # noqa: E402
+from synmotion_hunyuan.sampling import batched_guidance, guidance_against_base, has_adapters, sample  # noqa: E402
 from synmotion_hunyuan.settings import GenSettings, build  # noqa: E402
 from synmotion_hunyuan.text_encoding import PromptEncoder  # noqa: E402
 
@@ -51,6 +51,38 @@ def test_negative_pass_runs_without_the_adapters(fresh_pipe):
     torch.testing.assert_close(guided, base_negative + 4.0 * (with_pack - base_negative), rtol=0, atol=1e-5)
     # afterwards the hook is gone and the adapters are back on
     torch.testing.assert_close(forward(positive.embeds, positive.mask, positive.pooled), with_pack, rtol=0, atol=0)
+
+
+def test_the_negative_pass_is_batched_with_the_prompts(fresh_pipe):
+    """diffusers' true CFG (adapters in both passes) as one forward pass of batch 2: the same guided
+    prediction as two passes, to float rounding. A negative of another length runs on its own."""
+    encoder = PromptEncoder.from_pipeline(fresh_pipe)
+    positive = encoder.encode("a panda claps")
+    n_embeds, n_mask, n_pooled = encoder.negative()
+    latents, _ = toy_video_latents()
+    transformer = fresh_pipe.transformer
+    _trained_adapter(transformer)
+    batches = []
+
+    def count(module, args, kwargs):   # registered inside the guidance: after its own hook widens the call
+        batches.append(kwargs["hidden_states"].shape[0])
+
+    def forward(embeds, mask, pooled):
+        with torch.no_grad():
+            return transformer_forward(transformer, latents, embeds, mask, pooled)
+
+    expected = forward(n_embeds, n_mask, n_pooled) + 4.0 * (
+        forward(positive.embeds, positive.mask, positive.pooled) - forward(n_embeds, n_mask, n_pooled))
+    for cut in (None, -1):   # the negative as long as the prompt, then one token shorter
+        negative = dict(encoder_hidden_states=n_embeds[:, :cut], encoder_attention_mask=n_mask[:, :cut],
+                        pooled_projections=n_pooled)
+        batches.clear()
+        with batched_guidance(transformer, negative, 4.0):
+            handle = transformer.register_forward_pre_hook(count, with_kwargs=True)
+            guided = forward(positive.embeds, positive.mask, positive.pooled)
+        torch.testing.assert_close(guided, expected, rtol=0, atol=1e-5)
+        handle.remove()
+        assert batches == ([2] if cut is None else [1, 1])
 
 
 def _video(pipe, cfg_negative: str, true_cfg_scale: float = 4.0) -> np.ndarray:

@@ -129,13 +129,25 @@ def _video(pipe, transfer: Transfer | None, image=None, width: int = 16, start: 
                   transfer_start=start)
 
 
+def _assert_same_video(a: np.ndarray, b: np.ndarray) -> None:
+    """The same video up to float rounding: the plain base's passes run batched with others (a batch of three
+    rounds differently from one of two), which moves a rare pixel by one level."""
+    diff = np.abs(a.astype(int) - b.astype(int))
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.01, (diff.max(), (diff > 0).mean())
+
+
+def _assert_other_video(a: np.ndarray, b: np.ndarray) -> None:
+    diff = np.abs(a.astype(int) - b.astype(int))
+    assert diff.max() > 1 and (diff > 0).mean() > 0.05, (diff.max(), (diff > 0).mean())
+
+
 def test_a_pack_that_changes_nothing_transfers_nothing(fresh_pipe):
-    """An untrained adapter (B = 0) and an identity embedding: the video is the plain base's, exactly."""
+    """An untrained adapter (B = 0) and an identity embedding: the video is the plain base's."""
     plain = _video(fresh_pipe, None)
     encoder = PromptEncoder.from_pipeline(fresh_pipe)
     _adapter(fresh_pipe.transformer, trained=False)
-    np.testing.assert_array_equal(_video(fresh_pipe, _reference(encoder, 3.0, embedding_shift=0.0)), plain)
-    assert np.abs(_video(fresh_pipe, _reference(encoder, 3.0)).astype(int) - plain.astype(int)).max() > 0
+    _assert_same_video(_video(fresh_pipe, _reference(encoder, 3.0, embedding_shift=0.0)), plain)
+    _assert_other_video(_video(fresh_pipe, _reference(encoder, 3.0)), plain)
 
 
 def test_steps_before_the_start_run_the_plain_base(fresh_pipe):
@@ -156,9 +168,11 @@ def test_steps_before_the_start_run_the_plain_base(fresh_pipe):
     never, _ = video(0.99)           # 2 steps: the guidance would start at step 2, after the last
     half, half_passes = video(0.5)   # step 0 without it, step 1 with it
     np.testing.assert_array_equal(never, plain)
-    assert (full_passes, half_passes) == (2 * 4, 2 + 4)   # asked + negative, then + pack + base
-    assert np.abs(half.astype(int) - full.astype(int)).max() > 0
-    assert np.abs(half.astype(int) - plain.astype(int)).max() > 0
+    # a step is one pass of the asked and the negative prompt batched, then + the base on the pack's prompt in
+    # that batch and a pass of the pack
+    assert (full_passes, half_passes) == (2 * 2, 1 + 2)
+    _assert_other_video(half, full)
+    _assert_other_video(half, plain)
 
 
 @pytest.mark.parametrize("condition", ["latent_concat", "token_replace"])
@@ -176,9 +190,8 @@ def test_transfer_on_an_image_to_video_base(tmp_path, condition):
     identity = _reference(encoder, 3.0, embedding_shift=0.0, image=image)   # it sees the video's image too
     without = _video(pipe, None, image, width=32)
     _adapter(pipe.transformer, trained=False)
-    np.testing.assert_array_equal(_video(pipe, identity, image, width=32), without)   # p - b = 0: nothing moves
-    shifted = _reference(encoder, 3.0, image=image)
-    assert np.abs(_video(pipe, shifted, image, width=32).astype(int) - without.astype(int)).max() > 0
+    _assert_same_video(_video(pipe, identity, image, width=32), without)   # p - b = 0: nothing moves
+    _assert_other_video(_video(pipe, _reference(encoder, 3.0, image=image), image, width=32), without)
 
 
 def test_without_packs_there_is_nothing_to_transfer(fresh_pipe):

@@ -141,24 +141,57 @@ def has_adapters(transformer) -> bool:
     return any(isinstance(m, BaseTunerLayer) for m in transformer.modules())
 
 
+# The transformer's keyword arguments that hold one row per video in the batch: the latents, the timestep and
+# the guidance repeat for every text run in the same call; the text arguments are stacked.
+_SHARED = ("hidden_states", "timestep", "guidance")
+_TEXT = ("encoder_hidden_states", "encoder_attention_mask", "pooled_projections")
+
+
+def _stacked(kwargs: dict, texts: list[dict]) -> dict | None:
+    """``kwargs`` of one transformer call widened to run its own text and then each of ``texts`` as one batch;
+    None where a text's shapes differ from the call's (then they run one by one)."""
+    if any(t[k].shape[1:] != kwargs[k].shape[1:] for t in texts for k in _TEXT):
+        return None
+    n = 1 + len(texts)
+    wide = {k: v.repeat(n, *([1] * (v.dim() - 1))) for k, v in kwargs.items()
+            if k in _SHARED and isinstance(v, torch.Tensor)}
+    wide.update({k: torch.cat([kwargs[k], *(t[k].to(kwargs[k].dtype) for t in texts)]) for k in _TEXT})
+    return {**kwargs, **wide}
+
+
 @contextlib.contextmanager
-def _extra_passes(transformer, combine, adapters_in_call: bool):
+def _extra_passes(transformer, combine, adapters_in_call: bool, batched=lambda: []):
     """While active, each forward call of ``transformer`` that the pipeline makes returns
-    ``combine(prediction, run)`` in place of its prediction, where ``run(text, adapters)`` repeats that call
-    (same latents and timestep) with other text keyword arguments, the packs' adapters on or off. The
-    pipeline's own call runs with the adapters on or off as ``adapters_in_call`` says."""
+    ``combine(prediction, predictions, run)`` in place of its prediction, where ``predictions`` are the same
+    call's for each text keyword arguments in ``batched()`` (asked afresh at every call), run in the same
+    forward pass as a larger batch, and ``run(text, adapters)`` repeats the call (same latents and timestep)
+    with other text keyword arguments, the packs' adapters on or off. The pipeline's own call and the batched
+    texts run with the adapters on or off as ``adapters_in_call`` says.
+
+    Why a batch: on a CPU one pass of batch 3 costs about three quarters of three passes of batch 1 on the
+    toy base (docs/benchmarks.md), and the predictions agree to float rounding."""
     adapters = has_adapters(transformer)
     busy = False
+    call: dict = {}   # the pipeline's call in progress: its own keyword arguments, the texts batched with it
 
     def switch(module, on: bool) -> None:
         if adapters:
             module.enable_lora() if on else module.disable_lora()
 
-    def hook(module, args, kwargs, output):
-        nonlocal busy
+    def widen(module, args, kwargs):
         if busy:  # one of the repeated calls
             return None
+        texts = batched()
+        wide = _stacked(kwargs, texts) if texts and not args else None
+        call.update(kwargs=kwargs, texts=texts, wide=wide is not None)
+        return None if wide is None else (args, wide)
+
+    def hook(module, args, kwargs, output):
+        nonlocal busy
+        if busy:
+            return None
         busy = True
+        kwargs, texts = call["kwargs"], call["texts"]
 
         def run(text: dict, with_adapters: bool):
             switch(module, with_adapters)
@@ -168,18 +201,24 @@ def _extra_passes(transformer, combine, adapters_in_call: bool):
                 switch(module, adapters_in_call)
 
         try:
-            prediction = combine(output[0], run)
+            if call["wide"]:
+                prediction, *others = output[0].chunk(1 + len(texts))
+            else:  # the texts' shapes differ from the call's: one by one
+                prediction, others = output[0], [run(text, adapters_in_call) for text in texts]
+            prediction = combine(prediction, others, run)
         finally:
             busy = False
         # HunyuanVideo's pipelines call the transformer with return_dict=False: a tuple, prediction first
         return (prediction, *output[1:])
 
     switch(transformer, adapters_in_call)
-    handle = transformer.register_forward_hook(hook, with_kwargs=True)
+    handles = (transformer.register_forward_pre_hook(widen, with_kwargs=True),
+               transformer.register_forward_hook(hook, with_kwargs=True))
     try:
         yield
     finally:
-        handle.remove()
+        for handle in handles:
+            handle.remove()
         switch(transformer, True)
 
 
@@ -195,11 +234,22 @@ def guidance_against_base(transformer, negative: dict, scale: float):
     base a pack then reproduced its own clips 70 % of the time instead of 11 %, though on other subjects it
     trades subject for motion like a heavier pack weight (docs/fidelity.md, "Guidance against the base").
     The pipeline itself runs with ``true_cfg_scale=1`` meanwhile."""
-    def combine(positive, run):
+    def combine(positive, _, run):
         unconditional = run(negative, False)
         return unconditional + scale * (positive - unconditional)
 
     return _extra_passes(transformer, combine, adapters_in_call=True)
+
+
+def batched_guidance(transformer, negative: dict, scale: float):
+    """Classifier-free guidance as diffusers' pipelines run it (``true_cfg_scale``; the adapters, if any, in
+    both passes), the negative pass batched with the pipeline's own (``_extra_passes``). The pipeline itself
+    runs with ``true_cfg_scale=1`` meanwhile."""
+    def combine(positive, predictions, _):
+        (unconditional,) = predictions
+        return unconditional + scale * (positive - unconditional)
+
+    return _extra_passes(transformer, combine, adapters_in_call=True, batched=lambda: [negative])
 
 
 def without_static_part(delta: torch.Tensor, keep: float, frames: slice = slice(None)) -> torch.Tensor:
@@ -223,8 +273,8 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
     Why: a pack learnt from clips of one subject carries that subject's look along with its motion, and
     applied to another subject's prompt it draws the clips' subject (docs/fidelity.md). On its own prompt the
     look is the base's own for that subject too, so ``p - b`` is mostly the motion, and the asked subject
-    comes from the plain base's ``c``, which no adapter touches. Costs two more transformer passes a step
-    (``b`` and ``p``; ``u`` replaces the pipeline's own negative pass). The pipeline itself runs with
+    comes from the plain base's ``c``, which no adapter touches. Costs two more predictions a step, ``b``
+    in the same batch as ``c`` and ``u`` (all on the plain base), and ``p`` in a pass of its own. The pipeline itself runs with
     ``true_cfg_scale=1`` meanwhile.
 
     The denoising steps before ``first_step`` (counted by the pipeline's calls, one a step) leave out the
@@ -239,17 +289,23 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
     ``static=0`` kept the asked subject in more videos at the same judged motion (docs/fidelity.md)."""
     calls, frames = 0, denoised_frames(transformer)
 
-    def combine(asked, run):
+    def batched() -> list[dict]:
+        # the passes on the plain base, batched with the pipeline's own (``_extra_passes``): u, then b from
+        # ``first_step`` on (``calls`` counts the pipeline's calls made so far)
+        return ([negative] if negative is not None else []) + ([base] if calls >= first_step else [])
+
+    def combine(asked, predictions, run):
         nonlocal calls
         step, calls = calls, calls + 1
         if negative is not None:
-            unconditional = run(negative, False)
+            unconditional, *predictions = predictions
             asked = unconditional + scale * (asked - unconditional)
         if step < first_step:
             return asked
-        return asked + weight * without_static_part(run(pack, True) - run(base, False), static, frames)
+        (plain,) = predictions
+        return asked + weight * without_static_part(run(pack, True) - plain, static, frames)
 
-    return _extra_passes(transformer, combine, adapters_in_call=False)
+    return _extra_passes(transformer, combine, adapters_in_call=False, batched=batched)
 
 
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
@@ -286,9 +342,7 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     elif guiding and cfg_negative == "base" and has_adapters(pipe.transformer):
         guided = guidance_against_base(pipe.transformer, negative_text, true_cfg_scale)
     elif guiding:
-        extra.update(negative_prompt_embeds=negative_text["encoder_hidden_states"],
-                     negative_prompt_attention_mask=negative_text["encoder_attention_mask"],
-                     negative_pooled_prompt_embeds=negative_text["pooled_projections"], true_cfg_scale=true_cfg_scale)
+        guided = batched_guidance(pipe.transformer, negative_text, true_cfg_scale)
     with torch.no_grad(), guided:
         out = pipe(prompt_embeds=embeds.to(device, dtype), prompt_attention_mask=mask.to(device),
                    pooled_prompt_embeds=pooled.to(device, dtype), height=height, width=width, num_frames=frames,
