@@ -274,8 +274,8 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
     applied to another subject's prompt it draws the clips' subject (docs/fidelity.md). On its own prompt the
     look is the base's own for that subject too, so ``p - b`` is mostly the motion, and the asked subject
     comes from the plain base's ``c``, which no adapter touches. Costs two more predictions a step, ``b``
-    in the same batch as ``c`` and ``u`` (all on the plain base), and ``p`` in a pass of its own. The pipeline itself runs with
-    ``true_cfg_scale=1`` meanwhile.
+    in the same batch as ``c`` and ``u`` (all on the plain base), and ``p`` in a pass of its own. The
+    pipeline itself runs with ``true_cfg_scale=1`` meanwhile.
 
     The denoising steps before ``first_step`` (counted by the pipeline's calls, one a step) leave out the
     ``weight`` term and its two passes: there the plain base lays out the video and draws the subject, and
