@@ -446,7 +446,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 # (36 % / 32 % against 29 % / 24 % at 3); the image-to-video base leaves it off (i2v.i2v_defaults). Its term
 # keeps none of its static part (transfer_static 0), which leaves the clips' look behind, so it runs at 4 from
 # the first step (docs/fidelity.md, "The static part of the transfer"). Packs learn 600 steps at 1e-3: under
-# that guidance they carried 13.6 points more judged motion than 300 at 2e-3 for 3.0 of subject, over two
+# that guidance they carried 12.1 points more judged motion than 300 at 2e-3 for 5.1 of subject, over three
 # learn seeds (docs/fidelity.md, "Longer, gentler learning"); the image-to-video base keeps 300 at 2e-3.
 DEFAULTS = {
     "learn": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 600,
