@@ -80,8 +80,8 @@ def test_the_negative_pass_is_batched_with_the_prompts(fresh_pipe):
         with batched_guidance(transformer, negative, 4.0):
             handle = transformer.register_forward_pre_hook(count, with_kwargs=True)
             guided = forward(positive.embeds, positive.mask, positive.pooled)
+            handle.remove()
         torch.testing.assert_close(guided, expected, rtol=0, atol=1e-5)
-        handle.remove()
         assert batches == ([2] if cut is None else [1, 1])
 
 

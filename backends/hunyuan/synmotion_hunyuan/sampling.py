@@ -278,7 +278,7 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
     pipeline itself runs with ``true_cfg_scale=1`` meanwhile.
 
     The denoising steps before ``first_step`` (counted by the pipeline's calls, one a step) leave out the
-    ``weight`` term and its two passes: there the plain base lays out the video and draws the subject, and
+    ``weight`` term and its two predictions (``b`` leaves the batch, ``p`` is not run): there the plain base lays out the video and draws the subject, and
     the pack's motion joins from ``first_step`` on. On the toy base, starting at step 3 of 20 kept the judged
     motion and drew the asked subject in 42 % of the videos instead of 32 % (docs/fidelity.md).
 
