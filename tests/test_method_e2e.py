@@ -5,6 +5,7 @@ through the CLI (learn, gen, export/import), the trainer's rules (SPV steps, fro
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -102,6 +103,45 @@ def test_learn_then_gen_through_the_cli(capsys, tmp_path, tiny_dir, clips):
     first = media.decode(out, fps=8, height=32, width=48, frames=13)
     second = media.decode(again, fps=8, height=32, width=48, frames=13)
     assert np.array_equal(first, second)
+
+
+def test_gen_count_loads_the_base_once_and_makes_what_single_runs_make(capsys, tmp_path, tiny_dir, clips,
+                                                                       monkeypatch):
+    from synmotion_hunyuan import runtime
+    from synmotion_hunyuan.sampling import has_adapters
+
+    assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
+    loads = []
+    load = runtime.load_pipeline
+    monkeypatch.setattr(runtime, "load_pipeline", lambda *a, **k: loads.append(1) or load(*a, **k))
+    runtime.drop_generation_pipeline()
+    shape = ["--size", "32x48", "--frames", "13"]
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "7", "-n", "3", *shape,
+            "-o", tmp_path / "many.mp4", "--json")
+    assert r.code == 0, r.err
+    made = json.loads(r.out)
+    assert [d["seed"] for d in made] == [7, 8, 9] and len(loads) == 1
+    assert [d["path"] for d in made] == [str(tmp_path / f"many-{s}.mp4") for s in (7, 8, 9)]
+    assert not has_adapters(runtime._generation_cache["pipe"].transformer)  # kept without the pack's LoRA
+
+    # the second of them is the video a run of its seed alone makes
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "8", *shape, "-o", tmp_path / "one.mp4")
+    assert r.code == 0, r.err
+    decode = dict(fps=8, height=32, width=48, frames=13)
+    assert np.array_equal(media.decode(tmp_path / "one.mp4", **decode), media.decode(tmp_path / "many-8.mp4", **decode))
+    assert len(loads) == 1
+
+    # a base changed on disk is loaded (and checked) again
+    weights = next((tiny_dir / "transformer").glob("*.safetensors"))
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "8", *shape, "-o", tmp_path / "two.mp4")
+    assert r.code == 0 and len(loads) == 2
+
+    # one name taken: nothing is generated, no file is touched
+    (tmp_path / "many-7.mp4").unlink()
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "7", "-n", "3", "-o", tmp_path / "many.mp4")
+    assert r.code == 2 and "many-8.mp4 already exists" in r.err and not (tmp_path / "many-7.mp4").exists()
 
 
 def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):

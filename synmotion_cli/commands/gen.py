@@ -27,6 +27,8 @@ Every video records its prompt, seed, packs and base in its metadata and carries
   synmotion gen "a zebra claps" --style "pixel art style" --background "on a beach"
 
   synmotion gen --image cat.png "a cat claps"        [dim]# the packs' image-to-video variant[/dim]
+
+  synmotion gen "a panda claps" -n 4 --seed 10       [dim]# seeds 10-13, the base loaded once[/dim]
 """
 
 
@@ -74,6 +76,8 @@ def gen(
     background: Optional[str] = typer.Option(None, "--background", help='Appended background, e.g. "at night".'),
     output_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Video file to write (.mp4)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (random if omitted; always printed)."),
+    count: int = typer.Option(1, "--count", "-n", min=1,
+                              help="Videos to make, with seeds SEED, SEED+1, …; -o NAME.mp4 becomes NAME-SEED.mp4."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampling steps."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance scale."),
     size: Optional[str] = typer.Option(None, "--size", help="HEIGHTxWIDTH, e.g. 320x512."),
@@ -85,11 +89,9 @@ def gen(
     force: bool = typer.Option(False, "--force", help="Overwrite the output file."),
     json_out: bool = JSON,
 ) -> None:
-    from .. import media, variants, watermark
-    from .. import __version__
+    from .. import media, variants
     from ..backend import CAP_I2V, CAP_T2V, GenRequest
     from ..errors import NotFoundError, UsageError
-    from ..reporting import ConsoleReporter
     from ..selection import raise_for_problems, select_backend
     from ._options import parse_options
 
@@ -105,12 +107,14 @@ def gen(
             raise NotFoundError(f"no such image: {image}")
         media.load_image(image, height=16, width=16)  # an unreadable image fails now, naming the file
     if seed is None:
-        seed = random.SystemRandom().randrange(2**31)
-    path = output_path or Path(f"synmotion-{_slug(prompt)}-{seed}.mp4")
-    if path.suffix.lower() != ".mp4":
-        raise UsageError(f"output {path} must end in .mp4")
-    if path.exists() and not force:
-        raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or choose another -o path")
+        seed = random.SystemRandom().randrange(2**31 - count + 1)
+    seeds = list(range(seed, seed + count))
+    paths = [_output_path(output_path, prompt, s, count) for s in seeds]
+    for path in paths:  # before anything is generated: a clash found after the third video wastes two
+        if path.suffix.lower() != ".mp4":
+            raise UsageError(f"output {path} must end in .mp4")
+        if path.exists() and not force:
+            raise UsageError(f"{path} already exists", hint="pass --force to overwrite it, or choose another -o path")
 
     store = open_store()
     packs = _pick_packs(store, pack, prompt, no_pack, o)
@@ -121,16 +125,34 @@ def gen(
     # A pack remembers its base; check that one unless --base (--i2v-base) names another.
     pack_base = next((b for b in (variants.base_id(p.manifest, variant) for p in packs) if b), None)
     raise_for_problems(backend.check((i2v_base or pack_base or base) if image else (base or pack_base)))
+    made = [_generate_one(backend, o, path, seed, sheet, GenRequest(
+        prompt=prompt, packs=tuple(packs), base=base, image=image, i2v_base=i2v_base, style=style,
+        background=background, seed=seed, steps=steps, guidance=guidance, height=height, width=width, frames=frames,
+        options=parse_options(option))) for path, seed in zip(paths, seeds)]
+    o.emit(made[0] if count == 1 else made,
+           lambda c: [c.print(d["path"], markup=False, highlight=False) for d in made])
+
+
+def _output_path(output_path: Optional[Path], prompt: str, seed: int, count: int) -> Path:
+    if output_path is None:
+        return Path(f"synmotion-{_slug(prompt)}-{seed}.mp4")
+    return output_path if count == 1 else output_path.with_name(f"{output_path.stem}-{seed}{output_path.suffix}")
+
+
+def _generate_one(backend, o, path: Path, seed: int, sheet: bool, request) -> dict:
+    """One video: generate, watermark, write (atomically) and say where. A video written stays written even
+    if a later one of the same command fails or is interrupted."""
+    from .. import media, watermark
+    from .. import __version__
+    from ..reporting import ConsoleReporter
+
     o.info(f"seed {seed}")
     reporter = ConsoleReporter(o)
     try:
-        result = backend.generate(GenRequest(prompt=prompt, packs=tuple(packs), base=base, image=image,
-                                             i2v_base=i2v_base, style=style,
-                                             background=background, seed=seed, steps=steps, guidance=guidance,
-                                             height=height, width=width, frames=frames, options=parse_options(option)),
-                                  reporter)
+        result = backend.generate(request, reporter)
     finally:
         reporter.close()
+    packs = request.packs
     weights = result.pack_weights or [1.0 if p.weight is None else p.weight for p in packs]
     meta = {"synmotion_version": __version__, "seed": str(seed), **{k: str(v) for k, v in result.metadata.items()},
             "packs": ",".join(f"{p.name}@sha256:{p.digest[:12]}:{w:g}" for p, w in zip(packs, weights))}
@@ -142,9 +164,8 @@ def gen(
     media.write_mp4(framed, path, fps=result.fps, metadata={f"synmotion_{k}": v for k, v in meta.items()})
     sheet_path = None
     if sheet:
-        sheet_path = media.contact_sheet(framed, path.with_suffix(".png"), label=meta.get("prompt", prompt))
+        sheet_path = media.contact_sheet(framed, path.with_suffix(".png"), label=meta.get("prompt", request.prompt))
     o.info(f"wrote {path} ({framed.shape[0]} frames, {framed.shape[2]}x{framed.shape[1]}, seed {seed})")
-    data = {"path": str(path), "seed": seed, "frames": int(framed.shape[0]), "height": int(framed.shape[1]),
+    return {"path": str(path), "seed": seed, "frames": int(framed.shape[0]), "height": int(framed.shape[1]),
             "width": int(framed.shape[2]), "fps": result.fps, "metadata": meta,
             "sheet": str(sheet_path) if sheet_path else None}
-    o.emit(data, lambda c: c.print(str(path), markup=False, highlight=False))

@@ -55,9 +55,10 @@ class HunyuanBackend:
     # -- learn ------------------------------------------------------------------------------------------
     def learn(self, request, reporter) -> PackDraft:
         from . import bases
-        from .runtime import load_pipeline, pick_runtime
+        from .runtime import drop_generation_pipeline, load_pipeline, pick_runtime
         from .training import Trainer
 
+        drop_generation_pipeline()  # training loads a copy of its own
         if request.i2v:
             return self._learn_i2v(request, reporter)
         if request.base is None:
@@ -166,8 +167,8 @@ class HunyuanBackend:
         from synmotion_cli.errors import UsageError
 
         from . import bases
-        from .runtime import load_pipeline, pick_runtime
-        from .sampling import apply_loras, encode_for_sampling, sample, weighed
+        from .runtime import generation_pipeline, pick_runtime
+        from .sampling import apply_loras, encode_for_sampling, remove_loras, sample, weighed
         from .settings import VIDEO_SHAPE, GenSettings, build
         from .text_encoding import PromptEncoder
 
@@ -214,7 +215,7 @@ class HunyuanBackend:
             from synmotion_cli import media
 
             image = media.load_image(request.image, height=settings.height, width=settings.width)
-        pipe = load_pipeline(base, runtime, training=False, i2v=i2v)
+        pipe = generation_pipeline(base, runtime, i2v=i2v)
         encoder = PromptEncoder.from_pipeline(pipe, base.path)
         embeds, mask, pooled, text, used, transfer = encode_for_sampling(
             encoder, request.prompt, request.style, request.background, packs, reporter,
@@ -228,14 +229,17 @@ class HunyuanBackend:
                              f"(-O transfer=0 applies the pack to the prompt itself)")
         # classifier-free guidance against the empty prompt
         negative = encoder.negative() if settings.true_cfg_scale > 1 else None
-        adapters = apply_loras(pipe, packs, variant)
-        reporter.stage("sample", total=None)
         t0 = time.perf_counter()
-        frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
-                        frames=settings.frames, steps=settings.steps, guidance=settings.guidance, seed=request.seed,
-                        negative=negative, true_cfg_scale=settings.true_cfg_scale,
-                        cfg_negative=settings.cfg_negative, image=image, transfer=transfer,
-                        transfer_start=settings.transfer_start, transfer_static=settings.transfer_static)
+        try:
+            adapters = apply_loras(pipe, packs, variant)
+            reporter.stage("sample", total=None)
+            frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
+                            frames=settings.frames, steps=settings.steps, guidance=settings.guidance,
+                            seed=request.seed, negative=negative, true_cfg_scale=settings.true_cfg_scale,
+                            cfg_negative=settings.cfg_negative, image=image, transfer=transfer,
+                            transfer_start=settings.transfer_start, transfer_static=settings.transfer_static)
+        finally:  # the pipeline is kept for the next video: it goes back without this one's packs
+            remove_loras(pipe)
         reporter.close()
         reporter.debug(f"sampled in {time.perf_counter() - t0:.2f}s")
         return GenResult(frames=frames, fps=settings.fps, pack_weights=tuple(p.weight for p in packs), metadata={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import bases
 
@@ -77,3 +78,30 @@ def load_pipeline(base: bases.BaseSpec, runtime: Runtime, *, training: bool, i2v
         part.requires_grad_(False)
         part.eval()
     return pipe.to(runtime.device)
+
+
+# The pipeline `generate` loaded last, kept so that several videos in one process (`gen --count N`) load the
+# base once: on the toy base loading (mostly importing diffusers and transformers) is half of a video's time.
+# One entry only, keyed by everything that decides what would be loaded, down to each file's size and mtime,
+# so a base changed on disk is loaded (and checked) again.
+_generation_cache: dict = {}
+
+
+def _files_state(path: Path) -> tuple:
+    return tuple(sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
+                        for f in path.rglob("*") if f.is_file()))
+
+
+def generation_pipeline(base: bases.BaseSpec, runtime: Runtime, *, i2v: bool = False):
+    """``load_pipeline(base, runtime, training=False, i2v=i2v)``, reused while nothing it depends on changed.
+    The caller leaves it as it found it (no adapters loaded)."""
+    key = (str(base.path), base.fingerprint, i2v, runtime.device, str(runtime.dtype), _files_state(Path(base.path)))
+    if _generation_cache.get("key") != key:
+        drop_generation_pipeline()
+        _generation_cache.update(key=key, pipe=load_pipeline(base, runtime, training=False, i2v=i2v))
+    return _generation_cache["pipe"]
+
+
+def drop_generation_pipeline() -> None:
+    """Free the kept pipeline (before training loads its own, so two copies never share a GPU)."""
+    _generation_cache.clear()

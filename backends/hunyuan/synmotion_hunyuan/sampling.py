@@ -135,6 +135,12 @@ def apply_loras(pipe, packs, variant="t2v") -> list[str]:
     return names
 
 
+def remove_loras(pipe) -> None:
+    """Undo ``apply_loras``, even one that failed halfway: the transformer's layers become the plain base's."""
+    if has_adapters(pipe.transformer):
+        pipe.transformer.unload_lora()
+
+
 def has_adapters(transformer) -> bool:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
