@@ -77,7 +77,8 @@ def gen(
     output_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Video file to write (.mp4)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (random if omitted; always printed)."),
     count: int = typer.Option(1, "--count", "-n", min=1,
-                              help="Videos to make, with seeds SEED, SEED+1, …; -o NAME.mp4 becomes NAME-SEED.mp4."),
+                              help="Videos to make, with seeds SEED, SEED+1, …; -o NAME.mp4 becomes NAME-SEED.mp4, "
+                                   "and --json prints a list."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampling steps."),
     guidance: Optional[float] = typer.Option(None, "--guidance", help="Guidance scale."),
     size: Optional[str] = typer.Option(None, "--size", help="HEIGHTxWIDTH, e.g. 320x512."),
