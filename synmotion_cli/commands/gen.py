@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from pathlib import Path
@@ -126,10 +127,11 @@ def gen(
     # A pack remembers its base; check that one unless --base (--i2v-base) names another.
     pack_base = next((b for b in (variants.base_id(p.manifest, variant) for p in packs) if b), None)
     raise_for_problems(backend.check((i2v_base or pack_base or base) if image else (base or pack_base)))
-    made = [_generate_one(backend, o, path, seed, sheet, GenRequest(
-        prompt=prompt, packs=tuple(packs), base=base, image=image, i2v_base=i2v_base, style=style,
-        background=background, seed=seed, steps=steps, guidance=guidance, height=height, width=width, frames=frames,
-        options=parse_options(option))) for path, seed in zip(paths, seeds)]
+    request = GenRequest(prompt=prompt, packs=tuple(packs), base=base, image=image, i2v_base=i2v_base, style=style,
+                         background=background, steps=steps, guidance=guidance, height=height, width=width,
+                         frames=frames, options=parse_options(option))
+    made = [_generate_one(backend, o, path, sheet, dataclasses.replace(request, seed=seed))
+            for path, seed in zip(paths, seeds)]
     o.emit(made[0] if count == 1 else made,
            lambda c: [c.print(d["path"], markup=False, highlight=False) for d in made])
 
@@ -140,13 +142,14 @@ def _output_path(output_path: Optional[Path], prompt: str, seed: int, count: int
     return output_path if count == 1 else output_path.with_name(f"{output_path.stem}-{seed}{output_path.suffix}")
 
 
-def _generate_one(backend, o, path: Path, seed: int, sheet: bool, request) -> dict:
+def _generate_one(backend, o, path: Path, sheet: bool, request) -> dict:
     """One video: generate, watermark, write (atomically) and say where. A video written stays written even
     if a later one of the same command fails or is interrupted."""
     from .. import media, watermark
     from .. import __version__
     from ..reporting import ConsoleReporter
 
+    seed = request.seed
     o.info(f"seed {seed}")
     reporter = ConsoleReporter(o)
     try:

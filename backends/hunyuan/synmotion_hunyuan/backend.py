@@ -229,10 +229,10 @@ class HunyuanBackend:
                              f"(-O transfer=0 applies the pack to the prompt itself)")
         # classifier-free guidance against the empty prompt
         negative = encoder.negative() if settings.true_cfg_scale > 1 else None
-        t0 = time.perf_counter()
         try:
             adapters = apply_loras(pipe, packs, variant)
             reporter.stage("sample", total=None)
+            t0 = time.perf_counter()
             frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
                             frames=settings.frames, steps=settings.steps, guidance=settings.guidance,
                             seed=request.seed, negative=negative, true_cfg_scale=settings.true_cfg_scale,

@@ -88,14 +88,14 @@ _generation_cache: dict = {}
 
 
 def _files_state(path: Path) -> tuple:
-    return tuple(sorted((str(f.relative_to(path)), f.stat().st_size, f.stat().st_mtime_ns)
-                        for f in path.rglob("*") if f.is_file()))
+    stats = {str(f.relative_to(path)): f.stat() for f in path.rglob("*") if f.is_file()}
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats.items()))
 
 
 def generation_pipeline(base: bases.BaseSpec, runtime: Runtime, *, i2v: bool = False):
     """``load_pipeline(base, runtime, training=False, i2v=i2v)``, reused while nothing it depends on changed.
     The caller leaves it as it found it (no adapters loaded)."""
-    key = (str(base.path), base.fingerprint, i2v, runtime.device, str(runtime.dtype), _files_state(Path(base.path)))
+    key = (str(base.path), i2v, runtime.device, str(runtime.dtype), _files_state(Path(base.path)))
     if _generation_cache.get("key") != key:
         drop_generation_pipeline()
         _generation_cache.update(key=key, pipe=load_pipeline(base, runtime, training=False, i2v=i2v))
