@@ -162,8 +162,16 @@ def test_learn_i2v_beside_t2v_then_gen_image_end_to_end(capsys, tmp_path, tiny_d
     again = tmp_path / "again.mp4"
     assert run(capsys, "gen", "--image", image, "a cat claps", "--seed", "4", "--size", "32x48", "--frames", "13",
                "-o", again).code == 0
-    assert np.array_equal(media.decode(out, fps=8, height=32, width=48, frames=13),
-                          media.decode(again, fps=8, height=32, width=48, frames=13))
+    decode = dict(fps=8, height=32, width=48, frames=13)
+    assert np.array_equal(media.decode(out, **decode), media.decode(again, **decode))
+
+    # several seeds from one image: each video is the one its seed alone makes, and the seeds differ
+    r = run(capsys, "gen", "--image", image, "a cat claps", "--seed", "4", "-n", "2", "--size", "32x48", "--frames",
+            "13", "-o", tmp_path / "many.mp4", "--json")
+    assert r.code == 0, r.err
+    assert [(d["seed"], d["metadata"]["image"]) for d in json.loads(r.out)] == [(4, "cat.png"), (5, "cat.png")]
+    first, second = (media.decode(tmp_path / f"many-{s}.mp4", **decode) for s in (4, 5))
+    assert np.array_equal(first, media.decode(out, **decode)) and not np.array_equal(first, second)
 
 
 def test_t2v_only_pack_with_image_is_a_usage_error(capsys, tmp_path, tiny_dir, clips):
