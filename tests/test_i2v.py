@@ -115,6 +115,23 @@ def test_i2v_steps_train_exactly_their_parameters(request, tmp_path, clips, alph
             assert torch.equal(value, base_weights[name.replace(".base_layer", "")]), name
 
 
+def test_mirrored_clips_are_conditioned_on_their_mirrored_first_frame(tmp_path, tiny_i2v_dir, clips):
+    from synmotion_hunyuan.settings import LearnSettings, build
+    from synmotion_hunyuan.text_encoding import PromptEncoder
+    from synmotion_hunyuan.tiny import TINY_DEFAULTS
+    from synmotion_hunyuan.training import first_frame
+
+    settings = build(LearnSettings, TINY_DEFAULTS["learn"], {"strategy": "joint", "steps": 1, "mirror": True})
+    trainer, pipe = _trainer(tmp_path, tiny_i2v_dir, clips, settings)
+    n = len(trainer.request.clips)
+    assert len(trainer.user) == 2 * n
+    image = first_frame(trainer.request.clips[0], settings)[:, ::-1]
+    encoder = PromptEncoder.from_pipeline(load_pipe(tiny_i2v_dir, i2v=True), tiny_i2v_dir)
+    expected = encoder.encode(trainer.user[n].prompt.text, image=np.ascontiguousarray(image)).image_embeds
+    assert torch.equal(trainer.user[n].prompt.image_embeds, expected)
+    assert not torch.equal(trainer.user[n].prompt.image_embeds, trainer.user[0].prompt.image_embeds)
+
+
 def test_learn_i2v_beside_t2v_then_gen_image_end_to_end(capsys, tmp_path, tiny_dir, tiny_i2v_dir, clips):
     assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
     t2v = json.loads(run(capsys, "packs", "show", "clap", "--json").out)

@@ -317,6 +317,26 @@ def test_time_shift_sets_the_noise_levels_training_draws(tmp_path, tiny_dir, cli
     assert torch.all(flow_matching_sigma(u, 8.0) > u)
 
 
+def test_mirror_adds_each_clips_mirror_image_encoded_from_flipped_pixels(tmp_path, tiny_dir, clips):
+    """-O mirror=true: the clips' mirror images join them as examples with the same prompt, each the VAE's
+    encoding of the flipped pixels (not flipped latents: the VAE is not mirror-symmetric)."""
+    from synmotion_hunyuan.latents import encode_frames
+
+    pipe, plain = _prepared_trainer(tmp_path / "plain", tiny_dir, clips, {"strategy": "joint", "steps": 1})
+    _, mirrored = _prepared_trainer(tmp_path / "mirror", tiny_dir, clips,
+                                    {"strategy": "joint", "steps": 1, "mirror": True})
+    n = len(plain.user)
+    assert len(mirrored.user) == 2 * n
+    s, clip = mirrored.s, mirrored.request.clips[0]
+    pixels = media.decode(clip, fps=s.fps, height=s.height, width=s.width, frames=s.frames)
+    flipped = encode_frames(pipe.vae, np.ascontiguousarray(pixels[:, :, ::-1]), "cpu", torch.float32)
+    torch.testing.assert_close(mirrored.user[n].latents, flipped)
+    assert torch.equal(mirrored.user[0].latents, plain.user[0].latents)
+    assert not torch.allclose(mirrored.user[n].latents, mirrored.user[0].latents.flip(-1))
+    assert mirrored.user[n].prompt is mirrored.user[0].prompt
+    mirrored.run()   # and it trains
+
+
 def test_batch_accumulates_that_many_examples_per_step(tmp_path, tiny_dir, clips):
     """-O batch=3: three forward passes per optimiser step, one loss recorded per step."""
     pipe, trainer = _prepared_trainer(tmp_path, tiny_dir, clips, {"strategy": "joint", "steps": 2, "batch": 3})

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
+
 from synmotion_cli import media
 
 
@@ -58,8 +60,9 @@ def cached_tensor(path: Path, name: str, make, metadata: dict | None = None):
 
 
 def clip_latents(vae, clips, *, fps, height, width, frames, base_fingerprint, cache_dir: Path, device, dtype,
-                 reporter=None) -> list:
-    """Latents of every clip, from the cache where possible."""
+                 reporter=None, mirror: bool = False) -> list:
+    """Latents of every clip, from the cache where possible; ``mirror``: of each clip's mirror image (flipped
+    left to right before encoding: the VAE is not mirror-symmetric, so flipping latents would not do)."""
     import torch
 
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -68,9 +71,13 @@ def clip_latents(vae, clips, *, fps, height, width, frames, base_fingerprint, ca
         reporter.stage("encode clips", total=len(clips))
     for clip in clips:
         key = hashlib.sha256(f"{_file_digest(Path(clip))}|{fps}|{height}|{width}|{frames}|{base_fingerprint}"
-                             .encode()).hexdigest()[:32]
-        out.append(cached_tensor(cache_dir / f"{key}.safetensors", "latents", lambda: encode_frames(
-            vae, media.decode(clip, fps=fps, height=height, width=width, frames=frames), device, dtype)))
+                             f"{'|mirror' if mirror else ''}".encode()).hexdigest()[:32]
+
+        def make(clip=clip):
+            pixels = media.decode(clip, fps=fps, height=height, width=width, frames=frames)
+            return encode_frames(vae, np.ascontiguousarray(pixels[:, :, ::-1]) if mirror else pixels, device, dtype)
+
+        out.append(cached_tensor(cache_dir / f"{key}.safetensors", "latents", make))
         if reporter:
             reporter.advance(1)
     if reporter:

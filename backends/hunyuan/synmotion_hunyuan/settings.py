@@ -23,6 +23,7 @@ class LearnSettings:
     alpha: float = 0.75              # probability of a user clip per step; else a subject-prior video
     strategy: str = "exclusive"      # "exclusive" (the paper's alternating SPV strategy) | "joint" (user clips only)
     caption_dropout: float = 0.0     # chance a user clip trains on the empty prompt (guidance's negative), not its own
+    mirror: bool = False             # also learn from each clip's mirror image (for motions without a handedness)
     spv_updates: str = "subject"     # what an SPV step trains: "subject" (paper) | "subject+refiner"
     motion_residue: bool = True
     subject_residue: bool = True

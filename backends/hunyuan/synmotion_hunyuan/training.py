@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -144,10 +145,15 @@ class Trainer:
                                                      image=images[0], **parts)
                           if any(parts.values()) else None)
         cache = cache_dir() / "latents" / self.base.fingerprint
-        user = clip_latents(pipe.vae, clips, fps=s.fps, height=s.height, width=s.width,
-                            frames=s.frames, base_fingerprint=self.base.fingerprint, cache_dir=cache,
-                            device=rt.device, dtype=rt.dtype, reporter=self.reporter)
+        shape = dict(fps=s.fps, height=s.height, width=s.width, frames=s.frames, base_fingerprint=self.base.fingerprint,
+                     cache_dir=cache, device=rt.device, dtype=rt.dtype, reporter=self.reporter)
+        user = clip_latents(pipe.vae, clips, **shape)
         self.user = [Example(x, p, False) for x, p in zip(user, prompts)]
+        if s.mirror:  # each clip's mirror image too, conditioned (I2V) on its own mirrored first frame
+            mirrored = ([encoder.encode(user_roles, image=np.ascontiguousarray(img[:, ::-1])) for img in images]
+                        if self.i2v else prompts)
+            latents = clip_latents(pipe.vae, clips, mirror=True, **shape)
+            self.user += [Example(x, p, False) for x, p in zip(latents, mirrored)]
         self.timings["encode_s"] = round(time.perf_counter() - t0, 2)
         t1 = time.perf_counter()
         self.spv: list[Example] = []
