@@ -82,6 +82,7 @@ class GenRequest:
     i2v_base: str | None = None     # the image-to-video base; None: the packs' own, else the one paired with ``base``
     style: str | None = None
     background: str | None = None
+    negative: str | None = None     # classifier-free guidance's negative prompt; None: the base's own (empty)
     seed: int = 0
     steps: int | None = None
     guidance: float | None = None

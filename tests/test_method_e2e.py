@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 
 from cli_runner import run
-from conftest_tiny import tiny_dir, write_clap_clips  # noqa: F401  (session fixture)
+from conftest_tiny import load_pipe, tiny_dir, write_clap_clips  # noqa: F401  (session fixture)
 from media_fixtures import moving_square
 
 from synmotion_cli import media
@@ -142,6 +142,42 @@ def test_gen_count_loads_the_base_once_and_makes_what_single_runs_make(capsys, t
     (tmp_path / "many-7.mp4").unlink()
     r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "7", "-n", "3", "-o", tmp_path / "many.mp4")
     assert r.code == 2 and "many-8.mp4 already exists" in r.err and not (tmp_path / "many-7.mp4").exists()
+
+
+def test_negative_prompt_steers_classifier_free_guidance(capsys, tmp_path, tiny_dir):
+    """--negative replaces the empty prompt of classifier-free guidance's negative pass (the transformer reads
+    exactly its encoding), and is recorded; without that guidance it is refused before anything loads."""
+    from synmotion_hunyuan.text_encoding import PromptEncoder
+
+    pipe = load_pipe(tiny_dir)
+    negative = PromptEncoder.from_pipeline(pipe, tiny_dir).negative("a blurry cat")[0]
+    texts = []
+    monkey = pytest.MonkeyPatch()
+    forward = type(pipe.transformer).forward
+
+    def spy(self, *args, **kwargs):
+        texts.append(kwargs["encoder_hidden_states"].detach().clone())
+        return forward(self, *args, **kwargs)
+
+    monkey.setattr(type(pipe.transformer), "forward", spy)
+    common = ["--base", tiny_dir, "--no-pack", "--seed", "2", "-O", "true_cfg_scale=3"]
+    try:
+        r = run(capsys, "gen", "a panda claps", *common, "--negative", "a blurry cat", "-o", tmp_path / "neg.mp4",
+                "--json")
+    finally:
+        monkey.undo()
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["metadata"]["negative_prompt"] == "a blurry cat"
+    rows = [row for t in texts for row in t.split(1)]   # the negative rides in the prompt's batch
+    assert any(row.shape == negative.shape and torch.equal(row, negative.to(row.dtype)) for row in rows)
+    assert run(capsys, "gen", "a panda claps", *common, "-o", tmp_path / "plain.mp4").code == 0
+    decode = dict(fps=8, height=32, width=32, frames=9)
+    assert not np.array_equal(media.decode(tmp_path / "neg.mp4", **decode), media.decode(tmp_path / "plain.mp4", **decode))
+
+    r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--no-pack", "--negative", "blurry",
+            "-o", tmp_path / "no.mp4")
+    assert r.code == 2 and "--negative needs classifier-free guidance" in r.err and "true_cfg_scale" in r.err
+    assert not (tmp_path / "no.mp4").exists()
 
 
 def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):

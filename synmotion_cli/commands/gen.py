@@ -75,6 +75,10 @@ def gen(
     no_pack: bool = typer.Option(False, "--no-pack", help="Use no pack: the plain base model."),
     style: Optional[str] = typer.Option(None, "--style", help='Appended style, e.g. "cut paper style".'),
     background: Optional[str] = typer.Option(None, "--background", help='Appended background, e.g. "at night".'),
+    negative: Optional[str] = typer.Option(None, "--negative",
+                                           help='What the video should not show, e.g. "blurry" (the negative prompt '
+                                                'of classifier-free guidance: needs -O true_cfg_scale above 1, the toy '
+                                                "bases' default)."),
     output_path: Optional[Path] = typer.Option(None, "--output", "-o", help="Video file to write (.mp4)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (random if omitted; always printed)."),
     count: int = typer.Option(1, "--count", "-n", min=1,
@@ -128,7 +132,7 @@ def gen(
     pack_base = next((b for b in (variants.base_id(p.manifest, variant) for p in packs) if b), None)
     raise_for_problems(backend.check((i2v_base or pack_base or base) if image else (base or pack_base)))
     request = GenRequest(prompt=prompt, packs=tuple(packs), base=base, image=image, i2v_base=i2v_base, style=style,
-                         background=background, steps=steps, guidance=guidance, height=height, width=width,
+                         background=background, negative=negative, steps=steps, guidance=guidance, height=height, width=width,
                          frames=frames, options=parse_options(option))
     made = [_generate_one(backend, o, path, sheet, dataclasses.replace(request, seed=seed))
             for path, seed in zip(paths, seeds)]

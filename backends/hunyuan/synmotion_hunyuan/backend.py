@@ -201,6 +201,9 @@ class HunyuanBackend:
                                      width=request.width, frames=request.frames).items() if v is not None}
         settings = build(GenSettings, base_cfg.get("defaults", {}).get("gen", {}), pack_defaults,
                          {k: v for k, v in request.options.items()}, cli)
+        if request.negative and settings.true_cfg_scale <= 1:
+            raise UsageError(f"--negative needs classifier-free guidance, which {base.id} samples without",
+                             hint="add -O true_cfg_scale=S with S above 1 (each step then runs one more pass)")
         if settings.height % 16 or settings.width % 16:
             raise UsageError(f"size {settings.height}x{settings.width} is not a multiple of 16",
                              hint="HunyuanVideo needs height and width divisible by 16, e.g. --size 320x512")
@@ -227,8 +230,8 @@ class HunyuanBackend:
                 after += f", {settings.transfer_static:.0%} of its static part"
             reporter.message(f"motion-transfer guidance at {transfer.weight:g} from \"{transfer.prompt}\"{after} "
                              f"(-O transfer=0 applies the pack to the prompt itself)")
-        # classifier-free guidance against the empty prompt
-        negative = encoder.negative() if settings.true_cfg_scale > 1 else None
+        # classifier-free guidance against the empty prompt, or against --negative
+        negative = encoder.negative(request.negative or "") if settings.true_cfg_scale > 1 else None
         try:
             adapters = apply_loras(pipe, packs, variant)
             reporter.stage("sample", total=None)
@@ -246,6 +249,7 @@ class HunyuanBackend:
             "prompt": text, "base": base.id, "base_fingerprint": base.fingerprint, "backend": self.name,
             "steps": settings.steps, "guidance": settings.guidance, "true_cfg_scale": settings.true_cfg_scale,
             "cfg_negative": settings.cfg_negative if settings.true_cfg_scale > 1 and adapters and not transfer else "",
+            "negative_prompt": request.negative or "",
             "transfer": transfer.weight if transfer else 0.0, "transfer_prompt": transfer.prompt if transfer else "",
             "transfer_start": settings.transfer_start if transfer and settings.transfer_start else "",
             "transfer_static": settings.transfer_static if transfer and settings.transfer_static < 1 else "",

@@ -178,15 +178,16 @@ class PromptEncoder:
             spans=spans,
         )
 
-    def negative(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(embeds, mask, pooled) of the pipelines' own negative for classifier-free guidance: the empty
-        prompt, read with a black image on an image-to-video base (its size does not matter: the image
-        processor resizes it, and black stays black)."""
+    def negative(self, text: str = "") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(embeds, mask, pooled) of the negative for classifier-free guidance: ``text``, by default the
+        pipelines' own empty prompt, read with a black image on an image-to-video base as diffusers' I2V pipeline
+        reads its negative (the image's size does not matter: the image processor resizes it, and black stays
+        black)."""
         import numpy as np
 
         black = None if self.image_pipeline is None else np.zeros((64, 64, 3), np.uint8)
-        empty = self.encode("", image=black)
-        return (*empty.joined(), empty.pooled)
+        encoded = self.encode(text, image=black)
+        return (*encoded.joined(), encoded.pooled)
 
     def _encode_with_image(self, text: str, image, spans: TokenSpans | None) -> EncodedPrompt:
         from PIL import Image
