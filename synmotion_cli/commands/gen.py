@@ -132,8 +132,8 @@ def gen(
     pack_base = next((b for b in (variants.base_id(p.manifest, variant) for p in packs) if b), None)
     raise_for_problems(backend.check((i2v_base or pack_base or base) if image else (base or pack_base)))
     request = GenRequest(prompt=prompt, packs=tuple(packs), base=base, image=image, i2v_base=i2v_base, style=style,
-                         background=background, negative=negative, steps=steps, guidance=guidance, height=height, width=width,
-                         frames=frames, options=parse_options(option))
+                         background=background, negative=negative, steps=steps, guidance=guidance, height=height,
+                         width=width, frames=frames, options=parse_options(option))
     made = [_generate_one(backend, o, path, sheet, dataclasses.replace(request, seed=seed))
             for path, seed in zip(paths, seeds)]
     o.emit(made[0] if count == 1 else made,
