@@ -40,6 +40,7 @@ class LearnRequest:
     run_dir: Path                   # checkpoints for --resume
     base: str | None = None         # hub id or local directory; None lets the backend choose
     trigger_words: tuple[str, ...] = ()
+    subject: str = "a person"       # who does the motion in the clips, as their prompt says it
     steps: int | None = None
     seed: int = 0
     resume: bool = False

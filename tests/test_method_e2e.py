@@ -180,6 +180,36 @@ def test_negative_prompt_steers_classifier_free_guidance(capsys, tmp_path, tiny_
     assert not (tmp_path / "no.mp4").exists()
 
 
+def test_learn_subject_names_who_does_the_motion_in_the_clips(capsys, tmp_path, tiny_dir, clips):
+    """--subject: the clips are read as "<subject> <motion>" in training, the pack records that prompt, and
+    motion-transfer guidance takes it as its reference; a subject holding the motion's words is refused first."""
+    texts = []
+    monkey = pytest.MonkeyPatch()
+    from synmotion_hunyuan import training
+
+    encode = training.PromptEncoder.encode
+    monkey.setattr(training.PromptEncoder, "encode", lambda self, p, **k: texts.append(getattr(p, "text", p))
+                   or encode(self, p, **k))
+    try:
+        r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2", "--subject", " a  big dog ",
+                "--json")
+    finally:
+        monkey.undo()
+    assert r.code == 0, r.err
+    manifest = json.loads(r.out)["manifest"]
+    assert manifest["motion"]["prompt"] == manifest["variants"]["t2v"]["prompt"] == "a big dog claps"
+    assert manifest["data"]["user_prompt"] == "a big dog claps" and "a big dog claps" in texts
+    assert "a person claps" not in texts
+    r = run(capsys, "gen", "a fox claps", "--base", tiny_dir, "-O", "transfer=2", "-O", "true_cfg_scale=2",
+            "-o", tmp_path / "fox.mp4", "--json")
+    assert r.code == 0 and 'from "a big dog claps"' in r.err, r.err
+    assert json.loads(r.out)["metadata"]["transfer_prompt"] == "a big dog claps"
+
+    for bad in ("a clapping dog", "  "):
+        r = run(capsys, "learn", "clap:v2", clips, "--base", tiny_dir, "--subject", bad)
+        assert r.code == 2 and "--subject" in r.err and "Traceback" not in r.err, r.err
+
+
 def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):
     assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
     r = run(capsys, "gen", "a panda jumps", "--pack", "clap", "--base", tiny_dir, "-o", tmp_path / "x.mp4")

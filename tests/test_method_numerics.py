@@ -132,6 +132,12 @@ def test_motion_residue_starts_as_the_motion_in_a_person_phrase(encoder):
     assert module.res_sub.std().item() == pytest.approx(base_std, rel=0.6)
     again = DualEmbedding.from_encoder(encoder, "claps")
     assert all(torch.equal(a, b) for a, b in zip(module.state_dict().values(), again.state_dict().values()))
+    # clips of another subject: the motion's tokens as that subject's phrase reads them (the LLM is causal)
+    dog = encoder.encode(parse_roles("a big dog claps", ["clap"]))
+    start, end = dog.spans.motion
+    by_dog = DualEmbedding.from_encoder(encoder, "claps", subject="a big dog")
+    assert torch.equal(by_dog.res_mot.detach(), dog.embeds[0, start:end])
+    assert not torch.equal(by_dog.res_mot.detach(), module.res_mot.detach())
 
 
 def test_resample_is_identity_at_equal_length_and_keeps_constants():

@@ -28,6 +28,8 @@ existing pack adds it and keeps the first.
 
   synmotion learn wave ./clips/ --base /models/HunyuanVideo -O rank=16
 
+  synmotion learn beg ./dog-clips/ --subject "a dog"   [dim]# clips of a dog begging, not of a person[/dim]
+
   synmotion learn clap ./clips/ --resume          [dim]# continue an interrupted run[/dim]
 
   synmotion learn clap ./clips/ --i2v             [dim]# add the image-to-video variant[/dim]
@@ -41,6 +43,8 @@ def learn(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (backend default if omitted)."),
     seed: int = typer.Option(0, "--seed", help="Random seed; the same seed and data give the same pack."),
     trigger: Optional[List[str]] = typer.Option(None, "--trigger", help="Extra trigger word(s) for the motion."),
+    subject: str = typer.Option("a person", "--subject",
+                                help='Who does the motion in the clips, as a prompt says it, e.g. "a dog".'),
     resume: bool = typer.Option(False, "--resume", help="Continue the interrupted run of this pack."),
     i2v: bool = typer.Option(False, "--i2v", help="Learn the image-to-video variant (`gen --image` uses it)."),
     i2v_base: Optional[str] = typer.Option(None, "--i2v-base",
@@ -63,6 +67,7 @@ def learn(
 
     o = out(json_out)
     name, tag = parse_name(motion)
+    subject = _clips_subject(subject, name, trigger or [])
     store = open_store()
     variant = "i2v" if i2v else "t2v"
     stored = next((p for p in store.list() if p.full_name == f"{name}:{tag}"), None)
@@ -111,8 +116,8 @@ def learn(
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
         request = LearnRequest(motion=name, clips=tuple(clip_paths), work_dir=work_dir, run_dir=run_dir,
-                               base=base, trigger_words=tuple(trigger or ()), steps=steps, seed=seed,
-                               resume=resume, i2v=i2v, i2v_base=i2v_base, spv_dir=spv, options=options,
+                               base=base, trigger_words=tuple(trigger or ()), subject=subject, steps=steps,
+                               seed=seed, resume=resume, i2v=i2v, i2v_base=i2v_base, spv_dir=spv, options=options,
                                preview_dir=cache_dir() / "previews" / f"{name}-{tag}")
         draft = backend.learn(request, reporter)
     except BaseException:
@@ -138,3 +143,24 @@ def learn(
            f"try: synmotion gen {'--image IMAGE ' if i2v else ''}\"a panda {third_person(name)}\"")
     o.emit({"name": pack.full_name, "digest": pack.digest, "manifest": pack.manifest},
            lambda c: c.print(pack.full_name, highlight=False))
+
+
+def _clips_subject(subject: str, name: str, triggers: list[str]) -> str:
+    """``--subject`` as the clips' prompt will read it ("a dog" + "claps"), checked before any model loads: it
+    must be the whole subject of that prompt, so it may not hold the motion's own words."""
+    from ..errors import UsageError
+    from ..prompts import inflections, parse_roles
+
+    subject = " ".join(subject.split())
+    verb = triggers[0] if triggers else name
+    bad = UsageError(f"--subject {subject!r} is not a subject for the clips' prompt",
+                     hint='name who does the motion, without the motion\'s words, e.g. --subject "a dog"')
+    if not subject:
+        raise bad
+    try:
+        roles = parse_roles(f"{subject} {inflections(verb)[1]}", [verb, name, *triggers[1:]])
+    except UsageError:
+        raise bad from None
+    if roles.text[slice(*roles.subject)] != subject:
+        raise bad
+    return subject

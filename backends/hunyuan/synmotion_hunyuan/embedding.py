@@ -37,7 +37,7 @@ from synmotion_cli.errors import IntegrityError, UsageError
 from synmotion_cli.prompts import parse_roles
 
 CONFIG_KEY = "synmotion.embedding_config"
-INIT_SUBJECT = "a person"     # the phrase the motion residue is initialised in
+INIT_SUBJECT = "a person"     # the phrase the motion residue is initialised in, unless the clips name another
 
 
 @dataclass(frozen=True)
@@ -154,13 +154,15 @@ class DualEmbedding(nn.Module):
             self.z_out = ZeroConv(dim)
 
     @classmethod
-    def from_encoder(cls, encoder, motion: str, seed: int = 0, image=None, **options) -> DualEmbedding:
-        """Build one for ``encoder``'s LLM, the motion residue initialised from "a person <motion>".
+    def from_encoder(cls, encoder, motion: str, seed: int = 0, image=None, subject: str = INIT_SUBJECT,
+                     **options) -> DualEmbedding:
+        """Build one for ``encoder``'s LLM, the motion residue initialised from "<subject> <motion>" (the clips'
+        prompt: the LLM is causal, so the motion's tokens depend on the subject before them).
 
         ``motion`` is the form the training prompts use (e.g. "claps"); ``options`` are EmbeddingConfig fields.
         An image-to-video encoder reads the phrase with ``image`` (a training clip's condition frame).
         """
-        encoded = encoder.encode(parse_roles(f"{INIT_SUBJECT} {motion}", [motion]), image=image)
+        encoded = encoder.encode(parse_roles(f"{subject} {motion}", [motion]), image=image)
         start, end = encoded.spans.motion
         valid = encoded.embeds[0, : int(encoded.mask.sum())].float()
         config = EmbeddingConfig(dim=valid.shape[-1], motion_tokens=end - start, **options)

@@ -40,8 +40,7 @@ from .latents import clip_latents
 from .spv import prompts_for, synthesize, user_spv_clips
 from .text_encoding import PromptEncoder
 
-USER_SUBJECT = "a person"
-PREVIEW_SUBJECT = "a panda"   # previews show the motion on a subject the clips never had
+PREVIEW_SUBJECTS = ("a panda", "a cat")   # previews show the motion on a subject the clips never had
 
 
 @dataclass
@@ -119,6 +118,7 @@ class Trainer:
         verb = request.trigger_words[0] if request.trigger_words else request.motion
         self.motion_form = inflections(verb)[1]         # "claps", "does a handstand"
         self.triggers = [verb, request.motion, *request.trigger_words[1:]]
+        self.user_prompt = f"{request.subject} {self.motion_form}"   # every clip's prompt: "a person claps"
         self.timings: dict[str, float] = {}
         self.last_preview: Path | None = None
         self.template_info = synmotion_config
@@ -132,17 +132,18 @@ class Trainer:
         clips = list(self.request.clips)
         # I2V: the condition of each clip is its first frame, at the training size.
         images = ([first_frame(c, s) for c in clips] if self.i2v else [None] * len(clips))
-        user_roles = parse_roles(f"{USER_SUBJECT} {self.motion_form}", self.triggers)
+        user_roles = parse_roles(self.user_prompt, self.triggers)
         # one encoding of the user prompt per clip on I2V (each with its own image), else one for all
         prompts = ([encoder.encode(user_roles, image=img) for img in images] if self.i2v
                    else [encoder.encode(user_roles)] * len(clips))
         self.preview_image = images[0]
-        self.preview_prompt = encoder.encode(parse_roles(f"{PREVIEW_SUBJECT} {self.motion_form}", self.triggers),
+        preview = next(p for p in PREVIEW_SUBJECTS if p != self.request.subject.lower())
+        self.preview_prompt = encoder.encode(parse_roles(f"{preview} {self.motion_form}", self.triggers),
                                              image=images[0])
         self.negative = encoder.negative()
         parts = dict(motion_residue=s.motion_residue, subject_residue=s.subject_residue, refiner=s.refiner)
         self.embedding = (DualEmbedding.from_encoder(encoder, self.motion_form, seed=self.request.seed,
-                                                     image=images[0], **parts)
+                                                     image=images[0], subject=self.request.subject, **parts)
                           if any(parts.values()) else None)
         cache = cache_dir() / "latents" / self.base.fingerprint
         shape = dict(fps=s.fps, height=s.height, width=s.width, frames=s.frames, base_fingerprint=self.base.fingerprint,
@@ -377,7 +378,7 @@ class Trainer:
         s, out = self.s, self.request.work_dir
         v = "i2v" if self.i2v else "t2v"   # the pack keeps each variant's files under its own folder
         files, variant = {}, {"height": s.height, "width": s.width, "frames": s.frames, "fps": s.fps,
-                              "prompt": f"{USER_SUBJECT} {self.motion_form}"}
+                              "prompt": self.user_prompt}
         if self.embedding is not None:
             files[f"{v}/embedding.safetensors"] = self.embedding.cpu().save(out / "embedding.safetensors")
             variant["embedding"] = f"{v}/embedding.safetensors"
@@ -398,7 +399,7 @@ class Trainer:
             "data": {"clips": len(self.user), "clip_files": [Path(c).name for c in self.request.clips],
                      "spv_videos": len(self.spv), "spv_source": self.spv_source,
                      **({"condition": "first frame of each clip"} if self.i2v else {}),
-                     "user_prompt": f"{USER_SUBJECT} {self.motion_form}"},
+                     "user_prompt": self.user_prompt},
             "timings": self.timings,
         }
 
