@@ -306,6 +306,9 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, tiny_dir, clips
     err = "".join(lines) + rest_err
     assert proc.returncode == 130, err
     assert "interrupted at step" in err and "--resume" in err and "Traceback" not in err
+    # resuming with another clips' prompt is refused, and the checkpoint stays for the right command
+    other = subprocess.run(cmd + ["--resume", "--subject", "a dog"], capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and 'learnt from "a person claps", not "a dog claps"' in other.stderr, other.stderr
     done = subprocess.run(cmd + ["--resume", "--json"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming clap at step" in done.stderr

@@ -259,6 +259,9 @@ class Trainer:
         if request.resume and checkpoint.exists(request.run_dir):
             state = checkpoint.load(request.run_dir, trainables=named, optimizer=optimizer, scheduler=scheduler,
                                     generator=generator)
+            if state.get("prompt", self.user_prompt) != self.user_prompt:
+                raise UsageError(f"the interrupted run learnt from \"{state['prompt']}\", not \"{self.user_prompt}\"",
+                                 hint="resume with the same --subject and --trigger, or start over without --resume")
             start, losses = state["step"], state.get("losses", [])
             reporter.message(f"resuming {request.motion} at step {start}/{s.steps}")
         modules = [transformer] + ([self.embedding] if self.embedding is not None else [])
@@ -277,7 +280,7 @@ class Trainer:
             if main:
                 return checkpoint.save(request.run_dir, step=step, trainables=named, optimizer=optimizer,
                                        scheduler=scheduler, generator=generator,
-                                       extra={"losses": losses, "settings": s.to_dict()})
+                                       extra={"losses": losses, "settings": s.to_dict(), "prompt": self.user_prompt})
             return request.run_dir / "checkpoint"
 
         with _StopFlag() as stop:
