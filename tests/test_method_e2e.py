@@ -79,6 +79,7 @@ def test_learn_then_gen_through_the_cli(capsys, tmp_path, tiny_dir, clips):
     r = run(capsys, "gen", "a panda claps", "--base", tiny_dir, "--seed", "5", "--size", "32x48", "--frames", "13",
             "-o", out, "--json")
     assert r.code == 0, r.err
+    assert "sample: started (4 steps)" in r.err and "sample: 4/4 " in r.err   # every denoising step reported
     info = media.probe(out)
     assert (info.frames, info.height, info.width, info.codec) == (13, 32, 48, "h264")
     tags = media.read_metadata(out)

@@ -234,13 +234,14 @@ class HunyuanBackend:
         negative = encoder.negative(request.negative or "") if settings.true_cfg_scale > 1 else None
         try:
             adapters = apply_loras(pipe, packs, variant)
-            reporter.stage("sample", total=None)
+            reporter.stage("sample", total=settings.steps)
             t0 = time.perf_counter()
             frames = sample(pipe, embeds, mask, pooled, height=settings.height, width=settings.width,
                             frames=settings.frames, steps=settings.steps, guidance=settings.guidance,
                             seed=request.seed, negative=negative, true_cfg_scale=settings.true_cfg_scale,
                             cfg_negative=settings.cfg_negative, image=image, transfer=transfer,
-                            transfer_start=settings.transfer_start, transfer_static=settings.transfer_static)
+                            transfer_start=settings.transfer_start, transfer_static=settings.transfer_static,
+                            on_step=reporter.advance)
         finally:  # the pipeline is kept for the next video: it goes back without this one's packs
             remove_loras(pipe)
         reporter.close()

@@ -314,9 +314,19 @@ def transfer_guidance(transformer, pack: dict, base: dict, weight: float, negati
     return _extra_passes(transformer, combine, adapters_in_call=False, batched=batched)
 
 
+def _step_callback(on_step):
+    """A diffusers ``callback_on_step_end`` that reports the step and leaves the pipeline's tensors as they are."""
+    def callback(pipe, step, timestep, tensors):
+        on_step()
+        return tensors
+
+    return callback
+
+
 def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance, seed, negative=None,
            true_cfg_scale: float = 1.0, cfg_negative: str = CFG_NEGATIVES[0], output_type: str = "np", image=None,
-           transfer: Transfer | None = None, transfer_start: float = 0.0, transfer_static: float = 1.0):
+           transfer: Transfer | None = None, transfer_start: float = 0.0, transfer_static: float = 1.0,
+           on_step=None):
     """Run the pipeline from precomputed text embeddings; uint8 frames (F, H, W, 3), or latents.
 
     ``negative`` (embeds, mask, pooled) with ``true_cfg_scale`` > 1 adds classifier-free guidance; bases
@@ -327,6 +337,7 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
     ``transfer`` (``transfer_reference``) samples with motion-transfer guidance (``transfer_guidance``), the
     prompt then being the plainly encoded asked prompt; ``cfg_negative`` does not apply. It leaves out the
     first ``transfer_start`` share of the steps and keeps ``transfer_static`` of its static part.
+    ``on_step()`` is called after every denoising step (progress).
     """
     if cfg_negative not in CFG_NEGATIVES:
         raise ValueError(f"cfg_negative is one of {CFG_NEGATIVES}, not {cfg_negative!r}")
@@ -338,6 +349,8 @@ def sample(pipe, embeds, mask, pooled, *, height, width, frames, steps, guidance
 
         extra["image"] = Image.fromarray(np.asarray(image, dtype=np.uint8))
         frames = pipeline_frames(pipe, frames)
+    if on_step is not None:
+        extra["callback_on_step_end"] = _step_callback(on_step)
     guided = contextlib.nullcontext()
     guiding = negative is not None and true_cfg_scale > 1
     negative_text = _text_kwargs(*negative, device, dtype) if guiding else None
