@@ -118,6 +118,9 @@ def test_prompt_longer_than_the_encoder_reads_is_a_usage_error(tiny_pipe):
     short = PromptEncoder.from_pipeline(tiny_pipe, max_sequence_length=3)
     with pytest.raises(UsageError, match="cut off"):
         short.encode(parse_roles(FOX, ["clap"]))
+    with pytest.raises(UsageError, match="negative prompt .* longer than the text encoder reads"):
+        short.negative("a blurry, dark and noisy video")
+    assert short.negative()[0].shape[1] == 3   # the empty negative always fits
 
 
 # ---- dual embeddings -----------------------------------------------------------------------------------

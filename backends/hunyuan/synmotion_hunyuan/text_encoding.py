@@ -185,6 +185,11 @@ class PromptEncoder:
         black)."""
         import numpy as np
 
+        read = self.max_sequence_length + self.template.crop_start
+        if len(self.tokenizer(self.template.template.format(text)).input_ids) > read:   # encode would crop it
+            shown = text if len(text) <= 60 else text[:60] + "…"
+            raise UsageError(f'the negative prompt "{shown}" is longer than the text encoder reads '
+                             f"({self.max_sequence_length} tokens)", hint="shorten --negative")
         black = None if self.image_pipeline is None else np.zeros((64, 64, 3), np.uint8)
         encoded = self.encode(text, image=black)
         return (*encoded.joined(), encoded.pooled)
