@@ -27,7 +27,7 @@ def test_clips_writes_readable_videos_and_a_sheet(capsys, tmp_path):
             "--subject", "panda", "--background", "snow", "--style", "pixel", "--seed", "2")
     assert r.code == 0, r.err
     assert r.out.strip() == str(folder)
-    assert 'a panda claps in snow, pixel art style' in r.err
+    assert 'a panda claps in snow, pixel art style' in r.err and 'learn from them with --subject "a panda"' in r.err
     names = sorted(p.name for p in folder.iterdir())
     assert names == ["clap-0.mp4", "clap-1.mp4", "clap-2.mp4", "contact-sheet.png"]
     videos = []
@@ -47,6 +47,7 @@ def test_clips_json_and_overwrite_rules(capsys, tmp_path):
     assert r.code == 0, r.err
     data = json.loads(r.out)
     assert data["motion"] == "sit-down" and data["subject"] == "person" and data["prompt"] == "a person sits down"
+    assert "--subject" not in r.err   # learn reads clips as a person's by default
     assert [p.rsplit("/", 1)[-1] for p in data["clips"]] == ["sit-down-0.mp4", "sit-down-1.mp4"]
     assert data["seeds"] == [0, 1] and (data["height"], data["width"], data["frames"]) == (64, 64, 5)
     r = run(capsys, "toy", "clips", "sit-down", tmp_path, "-n", "2", "--frames", "5")

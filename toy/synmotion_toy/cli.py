@@ -68,6 +68,7 @@ def clips(
     Example: synmotion toy clips clap ./clips -n 8 --subject panda --style sketch
     """
     from .clips import write_clips
+    from .world import SUBJECTS
 
     o = out(json_out)
     height, width = _size(size)
@@ -75,6 +76,9 @@ def clips(
                          seed=seed, height=height, width=width, frames=frames, fps=fps, force=force)
     o.info(f'wrote {len(result.clips)} clips of "{result.prompt}" ({frames} frames, {height}x{width}, {fps:g} fps) '
            f"and {result.sheet.name}")
+    phrase = SUBJECTS[result.subject].phrase
+    if phrase != "a person":   # `learn` reads clips as "a person <motion>" unless told
+        o.info(f'learn from them with --subject "{phrase}"')
     data = {"folder": str(result.folder), "motion": result.motion, "subject": result.subject, "prompt": result.prompt,
             "clips": [str(p) for p in result.clips], "seeds": result.seeds, "sheet": str(result.sheet),
             "frames": frames, "height": height, "width": width, "fps": fps}
