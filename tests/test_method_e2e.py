@@ -404,7 +404,8 @@ def test_mirror_adds_each_clips_mirror_image_encoded_from_flipped_pixels(tmp_pat
     assert torch.equal(mirrored.user[0].latents, plain.user[0].latents)
     assert not torch.allclose(mirrored.user[n].latents, mirrored.user[0].latents.flip(-1))
     assert mirrored.user[n].prompt is mirrored.user[0].prompt
-    mirrored.run()   # and it trains
+    data = mirrored.run()["data"]   # and it trains, recording the clips as given
+    assert data["clips"] == len(data["clip_files"]) == n and data["mirrored"]
 
 
 def test_batch_accumulates_that_many_examples_per_step(tmp_path, tiny_dir, clips):
