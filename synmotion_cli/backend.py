@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from .prompts import DEFAULT_SUBJECT
 from .reporting import Reporter
 
 CAP_LEARN = "learn"
@@ -40,7 +41,7 @@ class LearnRequest:
     run_dir: Path                   # checkpoints for --resume
     base: str | None = None         # hub id or local directory; None lets the backend choose
     trigger_words: tuple[str, ...] = ()
-    subject: str = "a person"       # who does the motion in the clips, as their prompt says it
+    subject: str = DEFAULT_SUBJECT  # who does the motion in the clips, as their prompt says it
     steps: int | None = None
     seed: int = 0
     resume: bool = False

@@ -186,3 +186,38 @@ def parse_roles(
         raise _usage_error(text, "no subject before the motion", forms, example)
     ext = _strip_span(text, found.end(), len(text), punctuation)
     return PromptRoles(text=text, subject=(sub_start, sub_end), motion=found.span(), extensions=ext)
+
+
+DEFAULT_SUBJECT = "a person"   # who does the motion in a user's clips, unless `learn --subject` says
+
+
+@dataclass(frozen=True)
+class ClipsPrompt:
+    """The one prompt every training clip of a motion reads: "<subject> <motion form>" ("a person claps")."""
+
+    roles: PromptRoles
+    motion_form: str               # "claps", "does a handstand"
+    triggers: list[str]            # the words that name the motion in any prompt
+
+    @property
+    def text(self) -> str:
+        return self.roles.text
+
+
+def clips_prompt(motion: str, trigger_words=(), subject: str = DEFAULT_SUBJECT) -> ClipsPrompt:
+    """The clips' prompt of ``motion``: its first trigger phrase if given ("do a handstand"), else its name, in
+    the third person after ``subject``. ``subject`` must be that prompt's whole subject, so it may not hold the
+    motion's own words ("a clapping dog")."""
+    verb = trigger_words[0] if trigger_words else motion
+    form, triggers = inflections(verb)[1], [verb, motion, *trigger_words[1:]]
+    bad = UsageError(f"--subject {subject!r} is not a subject for the clips' prompt",
+                     hint='name who does the motion, without the motion\'s words, e.g. --subject "a dog"')
+    if not subject.strip():
+        raise bad
+    try:
+        roles = parse_roles(f"{subject} {form}", triggers)
+    except UsageError:
+        raise bad from None
+    if roles.part("subject") != subject:
+        raise bad
+    return ClipsPrompt(roles=roles, motion_form=form, triggers=triggers)

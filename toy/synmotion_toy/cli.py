@@ -67,6 +67,8 @@ def clips(
 
     Example: synmotion toy clips clap ./clips -n 8 --subject panda --style sketch
     """
+    from synmotion_cli.prompts import DEFAULT_SUBJECT
+
     from .clips import write_clips
     from .world import SUBJECTS
 
@@ -77,7 +79,7 @@ def clips(
     o.info(f'wrote {len(result.clips)} clips of "{result.prompt}" ({frames} frames, {height}x{width}, {fps:g} fps) '
            f"and {result.sheet.name}")
     phrase = SUBJECTS[result.subject].phrase
-    if phrase != "a person":   # `learn` reads clips as "a person <motion>" unless told
+    if phrase != DEFAULT_SUBJECT:   # `learn` reads clips as "a person <motion>" unless told
         o.info(f'learn from them with --subject "{phrase}"')
     data = {"folder": str(result.folder), "motion": result.motion, "subject": result.subject, "prompt": result.prompt,
             "clips": [str(p) for p in result.clips], "seeds": result.seeds, "sheet": str(result.sheet),

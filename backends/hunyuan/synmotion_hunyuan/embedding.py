@@ -34,10 +34,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from synmotion_cli.errors import IntegrityError, UsageError
-from synmotion_cli.prompts import parse_roles
+from synmotion_cli.prompts import DEFAULT_SUBJECT, parse_roles
 
 CONFIG_KEY = "synmotion.embedding_config"
-INIT_SUBJECT = "a person"     # the phrase the motion residue is initialised in, unless the clips name another
 
 
 @dataclass(frozen=True)
@@ -154,7 +153,7 @@ class DualEmbedding(nn.Module):
             self.z_out = ZeroConv(dim)
 
     @classmethod
-    def from_encoder(cls, encoder, motion: str, seed: int = 0, image=None, subject: str = INIT_SUBJECT,
+    def from_encoder(cls, encoder, motion: str, seed: int = 0, image=None, subject: str = DEFAULT_SUBJECT,
                      **options) -> DualEmbedding:
         """Build one for ``encoder``'s LLM, the motion residue initialised from "<subject> <motion>" (the clips'
         prompt: the LLM is causal, so the motion's tokens depend on the subject before them).

@@ -139,23 +139,29 @@ class PromptEncoder:
         return 2 if kind == "latent_concat" else 4 if kind == "token_replace" else 1
 
     @torch.no_grad()
-    def encode(self, prompt: PromptRoles | str, image=None) -> EncodedPrompt:
+    def encode(self, prompt: PromptRoles | str, image=None, what: str = "prompt") -> EncodedPrompt:
         """Encode a prompt (with its role spans when given ``PromptRoles``); I2V bases also need ``image``
-        (a PIL image or an RGB uint8 array)."""
+        (a PIL image or an RGB uint8 array). A prompt longer than the encoder reads is a UsageError naming it as
+        ``what``, never cropped."""
         if (image is None) != (self.image_pipeline is None):
             raise ValueError("an image-to-video base encodes a prompt with an image, a text-to-video base without")
         roles = prompt if isinstance(prompt, PromptRoles) else None
         text = roles.text if roles else prompt
         crop = self.template.crop_start
+        read = self.max_sequence_length + crop
         tokens = self.tokenizer(
             self.template.template.format(text),
-            max_length=self.max_sequence_length + crop,
+            max_length=read,
             padding="max_length",
-            truncation=True,
+            truncation=False,
             return_tensors="pt",
             return_attention_mask=True,
             return_offsets_mapping=roles is not None,
         )
+        if tokens.input_ids.shape[1] > read:
+            shown = text if len(text) <= 60 else text[:60] + "…"
+            raise UsageError(f'the {what} "{shown}" is cut off: it is longer than the text encoder reads '
+                             f"({self.max_sequence_length} tokens)", hint=f"shorten the {what}")
         spans = None
         if roles is not None:
             offsets = tokens.offset_mapping[0, crop:].tolist()
@@ -185,13 +191,8 @@ class PromptEncoder:
         black)."""
         import numpy as np
 
-        read = self.max_sequence_length + self.template.crop_start
-        if len(self.tokenizer(self.template.template.format(text)).input_ids) > read:   # encode would crop it
-            shown = text if len(text) <= 60 else text[:60] + "…"
-            raise UsageError(f'the negative prompt "{shown}" is longer than the text encoder reads '
-                             f"({self.max_sequence_length} tokens)", hint="shorten --negative")
         black = None if self.image_pipeline is None else np.zeros((64, 64, 3), np.uint8)
-        encoded = self.encode(text, image=black)
+        encoded = self.encode(text, image=black, what="negative prompt")
         return (*encoded.joined(), encoded.pooled)
 
     def _encode_with_image(self, text: str, image, spans: TokenSpans | None) -> EncodedPrompt:
@@ -228,9 +229,6 @@ def _token_span(offsets: list[list[int]], shift: int, chars: tuple[int, int], ro
         return at, at
     # Special tokens and padding have empty offsets (0, 0) and never overlap.
     hits = [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
-    if not hits or offsets[hits[-1]][1] < end:
-        raise UsageError(
-            f'the {role} of "{text}" is cut off: the prompt is longer than the text encoder reads',
-            hint="shorten the prompt",
-        )
+    if not hits or offsets[hits[-1]][1] < end:   # encode refuses long prompts, so only a bad template crop does this
+        raise ValueError(f"the {role} of {text!r} is not among the tokens the prompt template keeps (its crop_start)")
     return hits[0], hits[-1] + 1

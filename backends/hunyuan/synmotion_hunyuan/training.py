@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from synmotion_cli.errors import Interrupted, UsageError
 from synmotion_cli.paths import cache_dir
-from synmotion_cli.prompts import inflections, parse_roles
+from synmotion_cli.prompts import clips_prompt, inflections, parse_roles
 from synmotion_cli.reporting import Reporter
 
 from . import checkpoint
@@ -114,11 +114,9 @@ class Trainer:
         self.spv_images, self.spv_images_from = spv_images, spv_images_from
         self.request, self.reporter = request, reporter
         self.shift = settings.time_shift or float(pipe.scheduler.config.get("shift", 7.0))
-        # The clips are "a person <motion>": the first trigger phrase if given ("do a handstand"), else the name.
-        verb = request.trigger_words[0] if request.trigger_words else request.motion
-        self.motion_form = inflections(verb)[1]         # "claps", "does a handstand"
-        self.triggers = [verb, request.motion, *request.trigger_words[1:]]
-        self.user_prompt = f"{request.subject} {self.motion_form}"   # every clip's prompt: "a person claps"
+        self.clips_prompt = clips_prompt(request.motion, request.trigger_words, request.subject)
+        self.motion_form, self.triggers = self.clips_prompt.motion_form, self.clips_prompt.triggers
+        self.user_prompt = self.clips_prompt.text   # every clip's prompt: "a person claps"
         self.timings: dict[str, float] = {}
         self.last_preview: Path | None = None
         self.template_info = synmotion_config
@@ -132,7 +130,7 @@ class Trainer:
         clips = list(self.request.clips)
         # I2V: the condition of each clip is its first frame, at the training size.
         images = ([first_frame(c, s) for c in clips] if self.i2v else [None] * len(clips))
-        user_roles = parse_roles(self.user_prompt, self.triggers)
+        user_roles = self.clips_prompt.roles
         # one encoding of the user prompt per clip on I2V (each with its own image), else one for all
         prompts = ([encoder.encode(user_roles, image=img) for img in images] if self.i2v
                    else [encoder.encode(user_roles)] * len(clips))
