@@ -145,7 +145,7 @@ def test_gen_count_loads_the_base_once_and_makes_what_single_runs_make(capsys, t
     assert r.code == 2 and "many-8.mp4 already exists" in r.err and not (tmp_path / "many-7.mp4").exists()
 
 
-def test_negative_prompt_steers_classifier_free_guidance(capsys, tmp_path, tiny_dir):
+def test_negative_prompt_steers_classifier_free_guidance(capsys, tmp_path, tiny_dir, monkeypatch):
     """--negative replaces the empty prompt of classifier-free guidance's negative pass (the transformer reads
     exactly its encoding), and is recorded; without that guidance it is refused before anything loads."""
     from synmotion_hunyuan.text_encoding import PromptEncoder
@@ -153,20 +153,15 @@ def test_negative_prompt_steers_classifier_free_guidance(capsys, tmp_path, tiny_
     pipe = load_pipe(tiny_dir)
     negative = PromptEncoder.from_pipeline(pipe, tiny_dir).negative("a blurry cat")[0]
     texts = []
-    monkey = pytest.MonkeyPatch()
     forward = type(pipe.transformer).forward
 
     def spy(self, *args, **kwargs):
         texts.append(kwargs["encoder_hidden_states"].detach().clone())
         return forward(self, *args, **kwargs)
 
-    monkey.setattr(type(pipe.transformer), "forward", spy)
+    monkeypatch.setattr(type(pipe.transformer), "forward", spy)
     common = ["--base", tiny_dir, "--no-pack", "--seed", "2", "-O", "true_cfg_scale=3"]
-    try:
-        r = run(capsys, "gen", "a panda claps", *common, "--negative", "a blurry cat", "-o", tmp_path / "neg.mp4",
-                "--json")
-    finally:
-        monkey.undo()
+    r = run(capsys, "gen", "a panda claps", *common, "--negative", "a blurry cat", "-o", tmp_path / "neg.mp4", "--json")
     assert r.code == 0, r.err
     assert json.loads(r.out)["metadata"]["negative_prompt"] == "a blurry cat"
     rows = [row for t in texts for row in t.split(1)]   # the negative rides in the prompt's batch
@@ -181,21 +176,16 @@ def test_negative_prompt_steers_classifier_free_guidance(capsys, tmp_path, tiny_
     assert not (tmp_path / "no.mp4").exists()
 
 
-def test_learn_subject_names_who_does_the_motion_in_the_clips(capsys, tmp_path, tiny_dir, clips):
+def test_learn_subject_names_who_does_the_motion_in_the_clips(capsys, tmp_path, tiny_dir, clips, monkeypatch):
     """--subject: the clips are read as "<subject> <motion>" in training, the pack records that prompt, and
     motion-transfer guidance takes it as its reference; a subject holding the motion's words is refused first."""
-    texts = []
-    monkey = pytest.MonkeyPatch()
     from synmotion_hunyuan import training
 
+    texts = []
     encode = training.PromptEncoder.encode
-    monkey.setattr(training.PromptEncoder, "encode", lambda self, p, **k: texts.append(getattr(p, "text", p))
-                   or encode(self, p, **k))
-    try:
-        r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2", "--subject", " a  big dog ",
-                "--json")
-    finally:
-        monkey.undo()
+    monkeypatch.setattr(training.PromptEncoder, "encode", lambda self, p, **k: texts.append(getattr(p, "text", p))
+                        or encode(self, p, **k))
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2", "--subject", " a  big dog ", "--json")
     assert r.code == 0, r.err
     manifest = json.loads(r.out)["manifest"]
     assert manifest["motion"]["prompt"] == manifest["variants"]["t2v"]["prompt"] == "a big dog claps"
