@@ -260,7 +260,7 @@ class _InterruptAt(RecordingReporter):
                 raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("options", [{}, {"batch": 2}])
+@pytest.mark.parametrize("options", [{}, {"batch": 2}, {"ema": 0.8}])
 def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_dir, clips, options):
     from synmotion_hunyuan.backend import HunyuanBackend
 
@@ -279,6 +279,46 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_dir, clips, options)
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert straight.manifest["metrics"]["loss_curve"] == resumed.manifest["metrics"]["loss_curve"]
+
+
+def test_the_pack_keeps_the_moving_average_of_its_weights(tmp_path, tiny_dir, clips):
+    """-O ema=D: every trained weight the pack holds is the average of the weights after each step (the first
+    step's weights, then D x the average + (1 - D) x the step's), and the same run without it keeps the last."""
+    decay = 0.6
+
+    def trained(folder, options):
+        pipe, trainer = _prepared_trainer(folder, tiny_dir, clips, {"steps": 6, **options})
+        steps = []
+
+        class EveryStep(RecordingReporter):
+            def advance(self, n=1, **metrics):  # called after each optimiser step
+                super().advance(n, **metrics)
+                steps.append(_trainable_weights(pipe, trainer))
+
+        trainer.reporter = EveryStep()
+        files = trainer.run()["files"]
+        return steps, _trainable_weights(pipe, trainer), _tensors(files)
+
+    steps, kept, files = trained(tmp_path / "a", {"ema": decay})
+    average = steps[0]
+    for weights in steps[1:]:
+        average = {n: decay * average[n] + (1 - decay) * w for n, w in weights.items()}
+    assert len(steps) == 6 and kept.keys() == average.keys()
+    for name, value in kept.items():
+        assert torch.allclose(value, average[name], atol=1e-6), name
+    assert any(not torch.allclose(kept[n], steps[-1][n]) for n in kept)   # an average, not the last step
+    plain_steps, plain_kept, plain_files = trained(tmp_path / "b", {})
+    for name, value in plain_kept.items():
+        assert torch.equal(value, plain_steps[-1][name]) and torch.equal(value, steps[-1][name]), name
+    assert files.keys() == plain_files.keys()
+    assert any(not torch.equal(files[k], plain_files[k]) for k in files)
+
+
+def _trainable_weights(pipe, trainer) -> dict:
+    weights = {f"embedding.{n}": p.detach().clone() for n, p in trainer.embedding.named_parameters()}
+    weights.update({f"transformer.{n}": p.detach().clone() for n, p in pipe.transformer.named_parameters()
+                    if p.requires_grad})
+    return weights
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(tmp_path, tiny_dir, clips):

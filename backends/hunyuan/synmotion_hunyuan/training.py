@@ -16,6 +16,7 @@ generator whose state is checkpointed, so ``--resume`` reproduces an uninterrupt
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
 import signal
@@ -249,18 +250,23 @@ class Trainer:
         if s.spv_updates == "subject":
             spv_frozen |= {id(p) for p in groups["refiner"]}
         optimizer = torch.optim.AdamW(params, lr=s.lr, weight_decay=s.weight_decay)
+        average = _weight_average(named, s.ema)
+        # the average is checkpointed with the weights, so a resumed run averages exactly as an uninterrupted one
+        stored = {**named, **({f"average.{n}": t for n, t in zip(named, average.shadow_params)} if average else {})}
         warmup = max(1, min(100, s.steps // 10))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
         # Every random draw of the loop comes from this generator (checkpointed); each process gets its own.
         generator = torch.Generator().manual_seed(request.seed + accelerator.process_index)
         start, losses = 0, []
         if request.resume and checkpoint.exists(request.run_dir):
-            state = checkpoint.load(request.run_dir, trainables=named, optimizer=optimizer, scheduler=scheduler,
+            state = checkpoint.load(request.run_dir, trainables=stored, optimizer=optimizer, scheduler=scheduler,
                                     generator=generator)
             if state.get("prompt", self.user_prompt) != self.user_prompt:
                 raise UsageError(f"the interrupted run learnt from \"{state['prompt']}\", not \"{self.user_prompt}\"",
                                  hint="resume with the same --subject and --trigger, or start over without --resume")
             start, losses = state["step"], state.get("losses", [])
+            if average:
+                average.optimization_step = start
             reporter.message(f"resuming {request.motion} at step {start}/{s.steps}")
         modules = [transformer] + ([self.embedding] if self.embedding is not None else [])
         prepared = accelerator.prepare(*modules, optimizer)
@@ -276,7 +282,7 @@ class Trainer:
 
         def save(step):
             if main:
-                return checkpoint.save(request.run_dir, step=step, trainables=named, optimizer=optimizer,
+                return checkpoint.save(request.run_dir, step=step, trainables=stored, optimizer=optimizer,
                                        scheduler=scheduler, generator=generator,
                                        extra={"losses": losses, "settings": s.to_dict(), "prompt": self.user_prompt})
             return request.run_dir / "checkpoint"
@@ -323,6 +329,8 @@ class Trainer:
                             accelerator.clip_grad_norm_([q for q in params if q.grad is not None], s.max_grad_norm)
                         optimizer.step()
                         optimizer.zero_grad(set_to_none=True)
+                        if average:
+                            average.step(named.values())
                     scheduler.step()
                     losses.append(round(sum(step_losses) / len(step_losses), 6))
                     done, in_step = step + 1, False
@@ -330,7 +338,8 @@ class Trainer:
                     if s.checkpoint_every and done % s.checkpoint_every == 0 and done < s.steps:
                         reporter.artifact("checkpoint", str(save(done)))
                     if s.preview_every and done % s.preview_every == 0 and main:
-                        self.last_preview = self._preview(done)
+                        with _averaged(average, named):  # what the pack would be at this step
+                            self.last_preview = self._preview(done)
                         reporter.artifact("preview", str(self.last_preview))
                         model.train()
                     if stop.requested:
@@ -345,6 +354,8 @@ class Trainer:
         reporter.close()
         train_s = time.perf_counter() - t0
         accelerator.wait_for_everyone()
+        if average:
+            average.copy_to(named.values())
         self.pipe.transformer = accelerator.unwrap_model(model)
         if embedding is not None:
             self.embedding = accelerator.unwrap_model(embedding)
@@ -404,6 +415,35 @@ class Trainer:
                      "user_prompt": self.user_prompt},
             "timings": self.timings,
         }
+
+
+def _weight_average(named: dict, decay: float):
+    """An exponential moving average of the trained weights at a constant ``decay`` (diffusers' ``EMAModel``
+    with ``min_decay=decay``, which turns off its warm-up ramp), or None for ``decay`` 0.
+
+    Why: a pack is learnt from a few clips in a few hundred steps at a high rate, so its last step's weights
+    carry that step's noise, and packs learnt with another seed differ widely. The toy base's own weights are
+    averaged the same way; its packs judged better averaged (docs/fidelity.md, "Averaged pack weights")."""
+    if not decay:
+        return None
+    from diffusers.training_utils import EMAModel
+
+    return EMAModel(list(named.values()), decay=decay, min_decay=decay)
+
+
+@contextlib.contextmanager
+def _averaged(average, named: dict):
+    """The averaged weights in place of the trained ones while inside (nothing changes without an average)."""
+    if average is None:
+        yield
+        return
+    params = list(named.values())
+    average.store(params)
+    average.copy_to(params)
+    try:
+        yield
+    finally:
+        average.restore(params)
 
 
 def first_frame(clip, settings):
