@@ -423,7 +423,7 @@ def _weight_average(named: dict, decay: float):
 
     Why: a pack is learnt from a few clips in a few hundred steps at a high rate, so its last step's weights
     carry that step's noise, and packs learnt with another seed differ widely. The toy base's own weights are
-    averaged the same way; its packs judged better averaged (docs/fidelity.md, "Averaged pack weights")."""
+    averaged the same way (docs/fidelity.md, "Averaged pack weights", has what it did to the toy base's packs)."""
     if not decay:
         return None
     from diffusers.training_utils import EMAModel

@@ -96,7 +96,6 @@ def i2v_defaults(t2v_defaults: dict) -> dict:
     # 300 steps at 2e-3: the longer, gentler learning of the text-to-video base was measured under
     # motion-transfer guidance, which this base leaves off, and on toy-i2v only at the old step budget
     defaults["learn"] = {**defaults.get("learn", {}), "steps": 300, "lr": 2e-3}
-    defaults["learn"].pop("ema", None)   # the averaged weights were measured on the text-to-video base only
     return defaults
 
 

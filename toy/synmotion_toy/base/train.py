@@ -447,13 +447,12 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 # keeps none of its static part (transfer_static 0), which leaves the clips' look behind, so it runs at 4 from
 # the first step (docs/fidelity.md, "The static part of the transfer"). Packs learn 600 steps at 1e-3: under
 # that guidance they carried 12.1 points more judged motion than 300 at 2e-3 for 5.1 of subject, over three
-# learn seeds (docs/fidelity.md, "Longer, gentler learning"); the image-to-video base keeps 300 at 2e-3. A pack
-# keeps the moving average of its weights (decay 0.995, about the last 200 steps): over two learn seeds it
-# judged 3.8 points more motion and 0.7 more subject than the last step's weights (docs/fidelity.md, "Averaged
+# learn seeds (docs/fidelity.md, "Longer, gentler learning"); the image-to-video base keeps 300 at 2e-3. Packs
+# keep their last step's weights: averaged ones (-O ema) were no measured gain (docs/fidelity.md, "Averaged
 # pack weights").
 DEFAULTS = {
     "learn": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 600,
-              "lr": 1e-3, "ema": 0.995, "rank": 8, "strategy": "joint",
+              "lr": 1e-3, "rank": 8, "strategy": "joint",
               "spv_count": 24, "spv_steps": 20, "spv_guidance": 1.0, "spv_true_cfg_scale": 4.0,
               "preview_true_cfg_scale": 4.0, "checkpoint_every": 100, "preview_steps": 20},
     "gen": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 20,
