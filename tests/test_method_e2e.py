@@ -283,31 +283,39 @@ def test_resume_matches_an_uninterrupted_run(tmp_path, tiny_dir, clips, options)
 
 def test_the_pack_keeps_the_moving_average_of_its_weights(tmp_path, tiny_dir, clips):
     """-O ema=D: every trained weight the pack holds is the average of the weights after each step (the first
-    step's weights, then D x the average + (1 - D) x the step's), and the same run without it keeps the last."""
+    step's weights, then D x the average + (1 - D) x the step's), a preview shows the average of its step and
+    training goes on from the trained weights, and the same run without it keeps the last step's weights."""
     decay = 0.6
+    previews = {"preview_every": 3, "preview_steps": 1}
 
     def trained(folder, options):
-        pipe, trainer = _prepared_trainer(folder, tiny_dir, clips, {"steps": 6, **options})
-        steps = []
+        pipe, trainer = _prepared_trainer(folder, tiny_dir, clips, {"steps": 6, **previews, **options})
+        steps, previewed = [], []
 
         class EveryStep(RecordingReporter):
             def advance(self, n=1, **metrics):  # called after each optimiser step
                 super().advance(n, **metrics)
                 steps.append(_trainable_weights(pipe, trainer))
 
-        trainer.reporter = EveryStep()
-        files = trainer.run()["files"]
-        return steps, _trainable_weights(pipe, trainer), _tensors(files)
+        def preview(step, make=trainer._preview):
+            previewed.append(_trainable_weights(pipe, trainer))
+            return make(step)
 
-    steps, kept, files = trained(tmp_path / "a", {"ema": decay})
-    average = steps[0]
+        trainer.reporter, trainer._preview = EveryStep(), preview
+        files = trainer.run()["files"]
+        weights = {k: v for k, v in files.items() if k.endswith(".safetensors")}   # not the preview
+        return steps, previewed, _trainable_weights(pipe, trainer), _tensors(weights)
+
+    steps, previewed, kept, files = trained(tmp_path / "a", {"ema": decay})
+    averages = [steps[0]]
     for weights in steps[1:]:
-        average = {n: decay * average[n] + (1 - decay) * w for n, w in weights.items()}
-    assert len(steps) == 6 and kept.keys() == average.keys()
+        averages.append({n: decay * averages[-1][n] + (1 - decay) * w for n, w in weights.items()})
+    assert len(steps) == 6 and len(previewed) == 2 and kept.keys() == averages[-1].keys()
     for name, value in kept.items():
-        assert torch.allclose(value, average[name], atol=1e-6), name
+        assert torch.allclose(value, averages[-1][name], atol=1e-6), name
+        assert torch.allclose(previewed[0][name], averages[2][name], atol=1e-6), name   # the preview at step 3
     assert any(not torch.allclose(kept[n], steps[-1][n]) for n in kept)   # an average, not the last step
-    plain_steps, plain_kept, plain_files = trained(tmp_path / "b", {})
+    plain_steps, _, plain_kept, plain_files = trained(tmp_path / "b", {})
     for name, value in plain_kept.items():
         assert torch.equal(value, plain_steps[-1][name]) and torch.equal(value, steps[-1][name]), name
     assert files.keys() == plain_files.keys()

@@ -419,7 +419,8 @@ class Trainer:
 
 def _weight_average(named: dict, decay: float):
     """An exponential moving average of the trained weights at a constant ``decay`` (diffusers' ``EMAModel``
-    with ``min_decay=decay``, which turns off its warm-up ramp), or None for ``decay`` 0.
+    with ``min_decay=decay``, which turns off its warm-up ramp; its first step copies the weights), or None for
+    ``decay`` 0.
 
     Why: a pack is learnt from a few clips in a few hundred steps at a high rate, so its last step's weights
     carry that step's noise, and packs learnt with another seed differ widely. The toy base's own weights are
