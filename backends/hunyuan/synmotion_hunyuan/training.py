@@ -265,7 +265,7 @@ class Trainer:
                 raise UsageError(f"the interrupted run learnt from \"{state['prompt']}\", not \"{self.user_prompt}\"",
                                  hint="resume with the same --subject and --trigger, or start over without --resume")
             start, losses = state["step"], state.get("losses", [])
-            if average:
+            if average:  # its step count decides the decay, and its first step copies the weights
                 average.optimization_step = start
             reporter.message(f"resuming {request.motion} at step {start}/{s.steps}")
         modules = [transformer] + ([self.embedding] if self.embedding is not None else [])
@@ -429,7 +429,8 @@ def _weight_average(named: dict, decay: float):
         return None
     from diffusers.training_utils import EMAModel
 
-    return EMAModel(list(named.values()), decay=decay, min_decay=decay)
+    # foreach: one fused update over all the tensors a step (a full-size base's LoRA is hundreds of them)
+    return EMAModel(list(named.values()), decay=decay, min_decay=decay, foreach=True)
 
 
 @contextlib.contextmanager
