@@ -181,6 +181,32 @@ def test_train_base_continues_a_base_from_its_own_weights(capsys, tmp_path):
     assert any(not torch.equal(vae_old[n], v) for n, v in vae_sharper.items() if n.startswith("decoder."))
 
 
+def test_train_base_at_16_fps_trains_on_33_frames_and_gives_its_packs_and_videos_that_rate(capsys, tmp_path):
+    out = tmp_path / "base"
+    r = run(capsys, "toy", "train-base", out, "--fps", "16", "--clips", "8", "--vae-minutes", "0.02",
+            "--decoder-minutes", "0.02", "--transformer-minutes", "0.02", "--threads", "1")
+    assert r.code == 0, r.err
+    info = json.loads((out / "synmotion.json").read_text())
+    training = info["training"]
+    assert training["config"]["fps"] == 16 and training["clip_frames"] == 33 and training["transformer_steps"] >= 1
+    for use in ("learn", "gen"):   # 2 s at 16 fps: 4k + 1 frames, as the causal VAE needs
+        assert (info["defaults"][use]["frames"], info["defaults"][use]["fps"]) == (33, 16.0)
+    from synmotion_toy.base.train import DEFAULTS
+
+    # everything else is the 8 fps base's
+    assert {u: {k: v for k, v in o.items() if k not in ("frames", "fps")} for u, o in info["defaults"].items()} \
+        == {u: {k: v for k, v in o.items() if k not in ("frames", "fps")} for u, o in DEFAULTS.items()}
+
+
+@pytest.mark.parametrize("args, says", [(["--fps", "12"], "multiple of 8"),
+                                        (["--from", "toy", "--fps", "16"], "trained at 8 fps")])
+def test_train_base_at_a_frame_rate_it_cannot_use_fails_at_once(capsys, tmp_path, args, says):
+    out = tmp_path / "base"
+    r = run(capsys, "toy", "train-base", out, *args, "--clips", "8")
+    assert r.code == 2 and r.err.count("\n") <= 2 and says in r.err, r.err
+    assert not out.exists()
+
+
 def test_train_base_continued_with_another_vae_fails_at_once(capsys, tmp_path):
     out = tmp_path / "base"
     r = run(capsys, "toy", "train-base", out, "--from", "toy", "--vae-from", tmp_path, "--clips", "8")

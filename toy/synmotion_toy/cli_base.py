@@ -43,6 +43,8 @@ and the time they take.
   synmotion toy train-base ./g --vae-from toy --batch 256 --transformer-minutes 7 --device cuda
 
   synmotion toy train-base ./d --from toy --seed 1 --transformer-minutes 0 --decoder-minutes 25
+
+  synmotion toy train-base ./f --fps 16 --batch 256 --device cuda    [dim]# 33 frames at 16 fps: fast motions survive the VAE[/dim]
 """
 
 
@@ -138,6 +140,8 @@ def train_base_cmd(
     folder: Path = typer.Argument(..., help="Where to write the trained base (a diffusers directory)."),
     seed: int = typer.Option(0, "--seed"),
     clips: int = typer.Option(BaseTrainConfig.clips, "--clips", help="Rendered training clips."),
+    fps: int = typer.Option(BaseTrainConfig.fps, "--fps", help="The clips' frame rate, a multiple of 8; 2 s a clip. "
+                            "16 keeps fast motions through the VAE (docs/toy-base.md)."),
     vae_minutes: float = typer.Option(BaseTrainConfig.vae_minutes, "--vae-minutes"),
     vae_from: Optional[str] = typer.Option(None, "--vae-from", help=VAE_FROM_HELP),
     decoder_minutes: Optional[float] = typer.Option(None, "--decoder-minutes", min=0, help=DECODER_HELP),
@@ -155,7 +159,7 @@ def train_base_cmd(
     from .base.train import train_base
 
     o = out(False)
-    cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, vae_from=vae_from, init_from=init_from,
+    cfg = BaseTrainConfig(out=folder, seed=seed, clips=clips, fps=fps, vae_from=vae_from, init_from=init_from,
                           vae_minutes=vae_minutes, decoder_minutes=decoder_minutes, lr=lr, batch=batch,
                           transformer_minutes=transformer_minutes, transformer_subject_weight=subject_weight,
                           threads=threads, mixed_precision=bf16, device=device.value)

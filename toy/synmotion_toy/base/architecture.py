@@ -14,6 +14,13 @@ Choices (measured and argued in docs/toy-base.md):
 from __future__ import annotations
 
 HEIGHT, WIDTH, FRAMES, FPS = 64, 64, 17, 8.0
+SECONDS = 2   # every clip lasts 2 s: frames_at(fps) frames
+
+
+def frames_at(fps: int) -> int:
+    """Frames of a clip at ``fps``: 2 s and one more, 4k + 1 for an even ``fps``, as the causal VAE needs."""
+    return SECONDS * int(fps) + 1
+
 LATENT_CHANNELS = 16
 TEXT_DIM = 64
 POOLED_DIM = 32

@@ -14,6 +14,8 @@ class BaseTrainConfig:
     out: Path
     seed: int = 0
     clips: int = 4320                 # a little more than one of each subject x motion x look combination
+    fps: int = 8                      # the clips' frame rate (2 s each: architecture.frames_at); 16 keeps fast
+                                      # motions through the VAE's 4x compression in time (docs/toy-base.md)
     vae_from: str | None = None       # a trained toy base ("toy" or a folder) whose VAE to keep, its VAE phase skipped
     init_from: str | None = None      # a trained toy base to continue: its frozen parts kept, its transformer trained further
     vae_minutes: float = 15.0

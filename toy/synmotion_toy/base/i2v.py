@@ -136,7 +136,9 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
             "t2v_base": "toy" if t2v_dir.resolve() == WEIGHTS.resolve() else str(t2v_dir.resolve()),
             "defaults": i2v_defaults(t2v_info.get("defaults", {}))}
     data = items(cfg.clips, cfg.seed)
-    clips, pixel_masks = render_with_masks(data, workers=cfg.threads)
+    # the clips at the frame rate its text-to-video base was trained at (its defaults say which)
+    fps = int(info["defaults"].get("gen", {}).get("fps", arch.FPS))
+    clips, pixel_masks = render_with_masks(data, workers=cfg.threads, fps=fps)
     vae = parts["vae"]
     subject = latent_subject_masks(pixel_masks, vae.config.temporal_compression_ratio,
                                    vae.config.spatial_compression_ratio)

@@ -242,7 +242,7 @@ def train_decoder(vae, latents: torch.Tensor, clips: np.ndarray, masks: np.ndarr
 
 
 @torch.no_grad()
-def vae_errors(vae, seed: int, count: int = 12) -> dict:
+def vae_errors(vae, seed: int, count: int = 12, fps: int = int(arch.FPS)) -> dict:
     """Mean absolute reconstruction error, in grey levels, of ``count`` held-out renders (seeds the training
     set does not use), on the subject's pixels and on the rest: the subject is what the VAE gets wrong first,
     and what the transformer cannot draw better than the VAE decodes it."""
@@ -253,7 +253,7 @@ def vae_errors(vae, seed: int, count: int = 12) -> dict:
     # training clips take seeds below 2**31 (dataset.items), so these are never among them
     held_out = [Item(subjects[k % len(subjects)], motions[k % len(motions)], None, None, seed=2**31 + seed * count + k)
                 for k in range(count)]
-    clips, masks = render_with_masks(held_out)
+    clips, masks = render_with_masks(held_out, fps=fps)
     x = pixels(clips, vae.device)
     recon = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
     err = ((recon - x).abs() * 127.5).mean(dim=1).cpu().numpy()   # (clips, frames, h, w)
@@ -359,6 +359,10 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     # set below, as a fresh VAE's are (for the set it was trained on, that is the identity).
     if cfg.init_from and cfg.vae_from and cfg.vae_from != cfg.init_from:
         raise UsageError("a continued base keeps its own VAE", hint="drop --vae-from, or train from scratch")
+    if cfg.fps < arch.FPS or cfg.fps % arch.FPS:
+        # 2 s at an even rate is 4k + 1 frames, as the causal VAE needs; a multiple of the judges' 8 fps lets them
+        # judge every (fps / 8)th frame, exactly the moments a clip at 8 fps shows
+        raise UsageError(f"--fps {cfg.fps}: the frame rate is a multiple of {arch.FPS:g}", hint="e.g. --fps 16")
     kept_parts, earlier = {}, None
     if cfg.vae_from or cfg.init_from:
         from diffusers import AutoencoderKLHunyuanVideo
@@ -368,6 +372,11 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         # The kept base's own training record travels into this one's, so a base trained in sittings (or on
         # another's VAE) tells its whole history in synmotion.json.
         earlier = bases.read_synmotion_config(kept.path).get("training")
+        kept_fps = bases.read_synmotion_config(kept.path).get("defaults", {}).get("gen", {}).get("fps", arch.FPS)
+        if cfg.init_from and kept_fps != cfg.fps:
+            raise UsageError(f"{kept.id} was trained at {kept_fps:g} fps, not {cfg.fps}: its transformer has learnt "
+                             "that many latent frames a second", hint=f"add --fps {kept_fps:g}, or keep only its VAE "
+                             "(--vae-from) and train a new transformer")
         if cfg.init_from:
             # Every part, frozen text encoders included: the transformer has learnt to read their states.
             kept_parts = dict(HunyuanVideoPipeline.from_pretrained(kept.path).components)
@@ -384,7 +393,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     t = time.perf_counter()
     parts = {**arch.build_components(cfg.seed), **kept_parts}   # built anyway, so seeding is the same either way
     data = items(cfg.clips, cfg.seed)
-    clips, masks = render_with_masks(data, workers=cfg.threads)
+    clips, masks = render_with_masks(data, workers=cfg.threads, fps=cfg.fps)
     timings["render_s"] = round(time.perf_counter() - t, 1)
     report(f"rendered {len(clips)} clips in {timings['render_s']}s")
 
@@ -400,7 +409,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         vae_info.update(train_decoder(vae, latents, clips, masks, cfg, report))
         timings["decoder_s"] = round(time.perf_counter() - t, 1)
     del masks
-    vae_info.update(vae_errors(vae, cfg.seed))   # of the VAE as saved
+    vae_info.update(vae_errors(vae, cfg.seed, fps=cfg.fps))   # of the VAE as saved
     report(f"vae: {vae_info}")
 
     template = PromptTemplate(arch.TEMPLATE, crop_start_for(parts["tokenizer"], arch.TEMPLATE), arch.MAX_SEQUENCE_LENGTH)
@@ -426,12 +435,12 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
     info = {
         "prompt_template": arch.TEMPLATE, "crop_start": template.crop_start,
         "max_sequence_length": arch.MAX_SEQUENCE_LENGTH,
-        "defaults": DEFAULTS,
+        "defaults": defaults_at(cfg.fps),
         "training": {"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "log")},
                      "device": device.type,
                      "bf16": cfg.mixed_precision and bf16_supported(device.type),   # what actually ran
                      "timings": timings, **vae_info, "transformer_from": kept.id if cfg.init_from else None,
-                     **tr, "clips": len(clips), "prompts": len(prompts) - 1,
+                     **tr, "clips": len(clips), "clip_frames": int(clips.shape[1]), "prompts": len(prompts) - 1,
                      "earlier_training": earlier},
     }
     (out / "synmotion.json").write_text(json.dumps(info, indent=1) + "\n")
@@ -450,6 +459,12 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 # learn seeds (docs/fidelity.md, "Longer, gentler learning"); the image-to-video base keeps 300 at 2e-3. Packs
 # keep their last step's weights: averaged ones (-O ema) were no measured gain (docs/fidelity.md, "Averaged
 # pack weights").
+def defaults_at(fps: int) -> dict:
+    """``DEFAULTS`` for a base trained on clips at ``fps``: packs learn, and videos are made, at its frame rate."""
+    clip = {"frames": arch.frames_at(fps), "fps": float(fps)}
+    return {use: {**options, **clip} for use, options in DEFAULTS.items()}
+
+
 DEFAULTS = {
     "learn": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 600,
               "lr": 1e-3, "rank": 8, "strategy": "joint",
