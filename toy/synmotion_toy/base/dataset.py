@@ -89,10 +89,11 @@ def render_with_masks(batch: list[Item], workers: int = 1, fps: int = int(FPS)) 
 
     size = 32
     starts = range(0, len(batch), size)
+    chunks = [batch[s:s + size] for s in starts]
     # spawn, not fork: the parent holds torch's thread pools, which a forked child must not inherit
     try:
         with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for start, (c, m) in zip(starts, pool.map(functools.partial(_render_chunk, fps=fps), [batch[s:s + size] for s in starts])):
+            for start, (c, m) in zip(starts, pool.map(functools.partial(_render_chunk, fps=fps), chunks)):
                 clips[start:start + len(c)], masks[start:start + len(c)] = c, m
     except concurrent.futures.process.BrokenProcessPool:
         # a worker could not start (a parent run from stdin has no main module to re-import): render here,

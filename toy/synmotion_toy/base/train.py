@@ -371,8 +371,9 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         kept = bases.resolve(cfg.init_from or cfg.vae_from)   # "toy" or a folder; its errors say what is wrong
         # The kept base's own training record travels into this one's, so a base trained in sittings (or on
         # another's VAE) tells its whole history in synmotion.json.
-        earlier = bases.read_synmotion_config(kept.path).get("training")
-        kept_fps = bases.read_synmotion_config(kept.path).get("defaults", {}).get("gen", {}).get("fps", arch.FPS)
+        kept_config = bases.read_synmotion_config(kept.path)
+        earlier = kept_config.get("training")
+        kept_fps = kept_config.get("defaults", {}).get("gen", {}).get("fps", arch.FPS)
         if cfg.init_from and kept_fps != cfg.fps:
             raise UsageError(f"{kept.id} was trained at {kept_fps:g} fps, not {cfg.fps}: its transformer has learnt "
                              "that many latent frames a second", hint=f"add --fps {kept_fps:g}, or keep only its VAE "
