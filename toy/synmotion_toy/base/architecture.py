@@ -21,6 +21,11 @@ def frames_at(fps: int) -> int:
     """Frames of a clip at ``fps``: 2 s and one more, 4k + 1 for an even ``fps``, as the causal VAE needs."""
     return SECONDS * int(fps) + 1
 
+
+def fps_of(synmotion_config: dict) -> int:
+    """The frame rate a toy base was trained at, from its ``synmotion.json``: the rate its videos are made at."""
+    return int(synmotion_config.get("defaults", {}).get("gen", {}).get("fps", FPS))
+
 LATENT_CHANNELS = 16
 TEXT_DIM = 64
 POOLED_DIM = 32

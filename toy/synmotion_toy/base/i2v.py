@@ -137,7 +137,7 @@ def train_i2v_base(cfg: I2VTrainConfig, report=print) -> Path:
             "defaults": i2v_defaults(t2v_info.get("defaults", {}))}
     data = items(cfg.clips, cfg.seed)
     # the clips at the frame rate its text-to-video base was trained at (its defaults say which)
-    fps = int(info["defaults"].get("gen", {}).get("fps", arch.FPS))
+    fps = arch.fps_of(info)
     clips, pixel_masks = render_with_masks(data, workers=cfg.threads, fps=fps)
     vae = parts["vae"]
     subject = latent_subject_masks(pixel_masks, vae.config.temporal_compression_ratio,

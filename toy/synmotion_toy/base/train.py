@@ -373,10 +373,10 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         # another's VAE) tells its whole history in synmotion.json.
         kept_config = bases.read_synmotion_config(kept.path)
         earlier = kept_config.get("training")
-        kept_fps = kept_config.get("defaults", {}).get("gen", {}).get("fps", arch.FPS)
+        kept_fps = arch.fps_of(kept_config)
         if cfg.init_from and kept_fps != cfg.fps:
-            raise UsageError(f"{kept.id} was trained at {kept_fps:g} fps, not {cfg.fps}: its transformer has learnt "
-                             "that many latent frames a second", hint=f"add --fps {kept_fps:g}, or keep only its VAE "
+            raise UsageError(f"{kept.id} was trained at {kept_fps} fps, not {cfg.fps}: its transformer has learnt "
+                             "that many latent frames a second", hint=f"add --fps {kept_fps}, or keep only its VAE "
                              "(--vae-from) and train a new transformer")
         if cfg.init_from:
             # Every part, frozen text encoders included: the transformer has learnt to read their states.
@@ -460,12 +460,6 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
 # learn seeds (docs/fidelity.md, "Longer, gentler learning"); the image-to-video base keeps 300 at 2e-3. Packs
 # keep their last step's weights: averaged ones (-O ema) were no measured gain (docs/fidelity.md, "Averaged
 # pack weights").
-def defaults_at(fps: int) -> dict:
-    """``DEFAULTS`` for a base trained on clips at ``fps``: packs learn, and videos are made, at its frame rate."""
-    clip = {"frames": arch.frames_at(fps), "fps": float(fps)}
-    return {use: {**options, **clip} for use, options in DEFAULTS.items()}
-
-
 DEFAULTS = {
     "learn": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 600,
               "lr": 1e-3, "rank": 8, "strategy": "joint",
@@ -474,3 +468,9 @@ DEFAULTS = {
     "gen": {"height": arch.HEIGHT, "width": arch.WIDTH, "frames": arch.FRAMES, "fps": arch.FPS, "steps": 20,
             "guidance": 1.0, "true_cfg_scale": 4.0, "transfer": 4.0, "transfer_static": 0.0},
 }
+
+
+def defaults_at(fps: int) -> dict:
+    """``DEFAULTS`` for a base trained on clips at ``fps``: packs learn, and videos are made, at its frame rate."""
+    clip = {"frames": arch.frames_at(fps), "fps": float(fps)}
+    return {use: {**options, **clip} for use, options in DEFAULTS.items()}
