@@ -198,8 +198,44 @@ def test_train_base_at_16_fps_trains_on_33_frames_and_gives_its_packs_and_videos
         == {u: {k: v for k, v in o.items() if k not in ("frames", "fps")} for u, o in DEFAULTS.items()}
 
 
-@pytest.mark.parametrize("args, says", [(["--fps", "12"], "multiple of 8"),
-                                        (["--from", "toy", "--fps", "16"], "trained at 8 fps")])
+def test_train_base_retimes_a_base_keeping_its_vae(capsys, tmp_path):
+    import torch
+    from diffusers import AutoencoderKLHunyuanVideo
+
+    from synmotion_toy.base import weights_dir
+
+    out = tmp_path / "base"
+    r = run(capsys, "toy", "train-base", out, "--from", "toy", "--fps", "16", "--clips", "8",
+            "--transformer-minutes", "0.02", "--threads", "1")
+    assert r.code == 0, r.err
+    assert "retiming toy from 8 to 16 fps" in r.err
+    info = json.loads((out / "synmotion.json").read_text())
+    training = info["training"]
+    assert (training["transformer_from"], training["transformer_from_fps"]) == ("toy", 8)
+    assert training["clip_frames"] == 33 and training["transformer_steps"] >= 1 and training["vae_steps"] == 0
+    assert (info["defaults"]["gen"]["frames"], info["defaults"]["gen"]["fps"]) == (33, 16.0)
+    # the VAE is the 8 fps base's: only the latent normalisation follows the new clips
+    old, new = (AutoencoderKLHunyuanVideo.from_pretrained(d / "vae").state_dict() for d in (weights_dir(), out))
+    for name in old:
+        if "quant_conv" not in name:
+            assert torch.equal(old[name], new[name]), name
+
+
+def test_toy_clips_come_at_the_toy_base_rate(capsys, tmp_path):
+    from synmotion_cli import media
+    from synmotion_toy.base import clip_rate, weights_dir
+
+    learn = json.loads((weights_dir() / "synmotion.json").read_text())["defaults"]["learn"]
+    assert clip_rate() == (learn["frames"], learn["fps"])
+    r = run(capsys, "toy", "clips", "wave", tmp_path / "c", "-n", "1", "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert (data["frames"], data["fps"]) == clip_rate()
+    clip = media.probe(tmp_path / "c" / "wave-0.mp4")
+    assert (clip.frames, clip.fps) == (learn["frames"], learn["fps"])
+
+
+@pytest.mark.parametrize("args, says", [(["--fps", "12"], "multiple of 8")])
 def test_train_base_at_a_frame_rate_it_cannot_use_fails_at_once(capsys, tmp_path, args, says):
     out = tmp_path / "base"
     r = run(capsys, "toy", "train-base", out, *args, "--clips", "8")

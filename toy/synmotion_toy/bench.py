@@ -107,12 +107,15 @@ def row_by_name(name: str) -> Row:
 def _reference(motion: str, plan: BenchPlan, judges, work: Path) -> dict:
     """The clips every row learns from: written once (``folder``), and as the judges and metrics see them
     (rendered again in memory: the same seeds, without the video codec's loss)."""
+    from .base import clip_rate
     from .clips import clip_seed
     from .evaluate import person_clips
     from .world import MOTIONS, render_clip
 
     folder = person_clips(motion, work, clips=plan.clips, seed=plan.seed)
-    videos = [render_clip("person", MOTIONS[motion], seed=clip_seed(plan.seed, i)) for i in range(plan.clips)]
+    frames, fps = clip_rate()   # as person_clips wrote them
+    videos = [render_clip("person", MOTIONS[motion], frames=frames, fps=fps, seed=clip_seed(plan.seed, i))
+              for i in range(plan.clips)]
     return {"folder": folder, "features": judges.features_batch(videos), "first": videos[0],
             "dynamics": float(np.mean([metrics.dynamics(v) for v in videos]))}
 

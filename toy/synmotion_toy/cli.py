@@ -56,8 +56,10 @@ def clips(
     style: Optional[str] = typer.Option(None, "--style", help="cut-paper, pixel or sketch."),
     seed: int = typer.Option(0, "--seed", help="Seed of the set; clip i uses seed*1000+i."),
     size: str = typer.Option("64x64", "--size", help="HEIGHTxWIDTH in pixels."),
-    frames: int = typer.Option(17, "--frames", min=1, max=1000, help="Frames per clip."),
-    fps: float = typer.Option(8.0, "--fps", min=0.1, max=120.0, help="Frames per second."),
+    frames: Optional[int] = typer.Option(None, "--frames", min=1, max=1000,
+                                         help="Frames per clip (default: the toy base's, 2 s and one more)."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=0.1, max=120.0,
+                                        help="Frames per second (default: the toy base's, the rate its packs learn at)."),
     force: bool = typer.Option(False, "--force", help="Overwrite clips already in the folder."),
     json_out: bool = JSON,
 ) -> None:
@@ -76,6 +78,7 @@ def clips(
     height, width = _size(size)
     result = write_clips(motion, out_dir, count=count, subject=subject, background=background, style=style,
                          seed=seed, height=height, width=width, frames=frames, fps=fps, force=force)
+    frames, fps = result.frames, result.fps
     o.info(f'wrote {len(result.clips)} clips of "{result.prompt}" ({frames} frames, {height}x{width}, {fps:g} fps) '
            f"and {result.sheet.name}")
     phrase = SUBJECTS[result.subject].phrase

@@ -120,7 +120,8 @@ DECODER_HELP = ("Minutes to fine-tune the VAE's decoder on whole clips, its enco
                 "transformer trained on them, stay valid). Default: 10 for a VAE trained here, 0 for a kept one.")
 
 FROM_HELP = ("Continue this trained toy base (toy, or a folder): keep its VAE and text encoders and train its "
-             "transformer further on freshly rendered clips (use another --seed for new ones).")
+             "transformer further on freshly rendered clips (use another --seed for new ones). With another --fps "
+             "its transformer learns that rate (a retime).")
 
 
 class Device(str, enum.Enum):

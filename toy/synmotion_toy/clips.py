@@ -17,6 +17,8 @@ class ClipSet:
     motion: str
     subject: str
     prompt: str
+    frames: int
+    fps: float
     clips: list[Path] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
     sheet: Path | None = None
@@ -28,16 +30,22 @@ def clip_seed(seed: int, index: int) -> int:
 
 
 def write_clips(motion: str, folder, *, count: int = 8, subject: str = "person", background: str | None = None,
-                style: str | None = None, seed: int = 0, height: int = 64, width: int = 64, frames: int = 17,
-                fps: float = 8.0, force: bool = False) -> ClipSet:
+                style: str | None = None, seed: int = 0, height: int = 64, width: int = 64, frames: int | None = None,
+                fps: float | None = None, force: bool = False) -> ClipSet:
     """Render ``count`` clips of ``subject`` doing ``motion`` into ``folder`` as ``<motion>-<i>.mp4`` plus
-    ``contact-sheet.png`` (the first clips, one per row). Names may be keys or prompt phrases."""
+    ``contact-sheet.png`` (the first clips, one per row). Names may be keys or prompt phrases. ``frames`` and
+    ``fps`` default to the toy base's (``base.clip_rate``)."""
     from synmotion_cli import media
     from synmotion_cli.errors import UsageError
 
     from .world import load_motions, prompt_for, render_clip
     from .world.names import background_key, motion_key, style_key, subject_key
 
+    if frames is None or fps is None:
+        from .base import clip_rate
+
+        base_frames, base_fps = clip_rate()
+        frames, fps = frames or base_frames, fps or base_fps
     motions = load_motions()  # read now, so that folders added to $SYNMOTION_TOY_MOTIONS count
     motion, subject = motion_key(motion, motions), subject_key(subject)
     background, style = background_key(background), style_key(style)
@@ -47,7 +55,7 @@ def write_clips(motion: str, folder, *, count: int = 8, subject: str = "person",
     if existing and not force:
         raise UsageError(f"{existing[0]} already exists", hint="pass --force to overwrite, or choose another folder")
     prompt = prompt_for(subject, motions[motion], background, style)
-    result = ClipSet(folder=folder, motion=motion, subject=subject, prompt=prompt)
+    result = ClipSet(folder=folder, motion=motion, subject=subject, prompt=prompt, frames=frames, fps=fps)
     shown = []
     for i, path in enumerate(targets):
         s = clip_seed(seed, i)

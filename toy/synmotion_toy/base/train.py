@@ -313,7 +313,7 @@ def subject_weighted_mse(pred: torch.Tensor, target: torch.Tensor, subject: torc
 
 
 @torch.no_grad()
-def encode_latents(vae, clips: np.ndarray, batch: int = 8) -> torch.Tensor:
+def encode_latents(vae, clips: np.ndarray, batch: int = 4) -> torch.Tensor:
     out = []
     for i in range(0, len(clips), batch):
         out.append(vae.encode(pixels(clips[i:i + batch], vae.device)).latent_dist.mode())
@@ -363,7 +363,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         # 2 s at an even rate is 4k + 1 frames, as the causal VAE needs; a multiple of the judges' 8 fps lets them
         # judge every (fps / 8)th frame, exactly the moments a clip at 8 fps shows
         raise UsageError(f"--fps {cfg.fps}: the frame rate is a multiple of {arch.FPS:g}", hint="e.g. --fps 16")
-    kept_parts, earlier = {}, None
+    kept_parts, earlier, kept_fps = {}, None, None
     if cfg.vae_from or cfg.init_from:
         from diffusers import AutoencoderKLHunyuanVideo
         from synmotion_hunyuan import bases
@@ -375,9 +375,11 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
         earlier = kept_config.get("training")
         kept_fps = arch.fps_of(kept_config)
         if cfg.init_from and kept_fps != cfg.fps:
-            raise UsageError(f"{kept.id} was trained at {kept_fps} fps, not {cfg.fps}: its transformer has learnt "
-                             "that many latent frames a second", hint=f"add --fps {kept_fps}, or keep only its VAE "
-                             "(--vae-from) and train a new transformer")
+            # A retime. The VAE compresses each frame pair alike at any rate (docs/toy-base.md, "What the VAE keeps
+            # of fast motions"), so only the transformer has to learn the new number of latent frames a second,
+            # and it starts from all it knows of subjects, looks and motions.
+            report(f"retiming {kept.id} from {kept_fps} to {cfg.fps} fps: its VAE is kept as it is, its transformer "
+                   f"learns {arch.frames_at(cfg.fps)}-frame clips")
         if cfg.init_from:
             # Every part, frozen text encoders included: the transformer has learnt to read their states.
             kept_parts = dict(HunyuanVideoPipeline.from_pretrained(kept.path).components)
@@ -441,6 +443,7 @@ def train_base(cfg: BaseTrainConfig, report=print) -> Path:
                      "device": device.type,
                      "bf16": cfg.mixed_precision and bf16_supported(device.type),   # what actually ran
                      "timings": timings, **vae_info, "transformer_from": kept.id if cfg.init_from else None,
+                     "transformer_from_fps": kept_fps if cfg.init_from else None,
                      **tr, "clips": len(clips), "clip_frames": int(clips.shape[1]), "prompts": len(prompts) - 1,
                      "earlier_training": earlier},
     }
