@@ -585,3 +585,48 @@ def test_a_fresh_gen_process_prints_no_library_notices(tmp_path, tiny_dir):
     assert r.code == 0, r.err
     for noise in ("[transformers]", "torchvision", "Loading", "it/s]"):
         assert noise not in r.err, r.err
+
+
+def test_motion_weight_weighs_the_latent_pixels_a_clip_moves():
+    """-O motion_weight=K: a still clip's loss is the plain MSE; in a moving one, an error where it moves costs
+    up to K + 1 times one where it stays still, and the weights keep the scale of a plain MSE."""
+    from types import SimpleNamespace
+
+    from synmotion_hunyuan.training import flow_matching_loss, motion_map
+
+    still = torch.randn(1, 4, 1, 6, 6).expand(1, 4, 5, 6, 6).clone()
+    assert torch.count_nonzero(motion_map(still)) == 0
+    moving = still.clone()
+    moving[:, :, :, 2, 3] = torch.randn(1, 4, 5)           # one latent pixel changes over the frames
+    m = motion_map(moving)
+    assert m.shape == (1, 1, 1, 6, 6) and m[0, 0, 0, 2, 3] == 1 and m.sum() == 1
+    assert torch.count_nonzero(motion_map(moving[:, :, :1])) == 0   # one latent frame: nothing moves
+
+    class Predicts:   # a stand-in transformer that predicts a fixed velocity, so the loss is a known error
+        config, dtype = SimpleNamespace(guidance_embeds=False, image_condition_type=None), torch.float32
+
+        def __init__(self, pred):
+            self.pred = pred
+
+        def __call__(self, **kw):
+            return (self.pred,)
+
+    def loss(x0, pred, weight):
+        return flow_matching_loss(Predicts(pred), x0, torch.zeros(1, 2, 8), torch.ones(1, 2), torch.zeros(1, 8),
+                                  torch.Generator().manual_seed(0), shift=1.0, guidance=1.0, autocast=False,
+                                  motion_weight=weight)
+
+    def target(x0):
+        g = torch.Generator().manual_seed(0)
+        return torch.randn(x0.shape, generator=g) - x0
+
+    for x0 in (still, moving):   # weight 0 is exactly the MSE
+        pred = torch.randn(x0.shape)
+        assert loss(x0, pred, 0.0) == torch.nn.functional.mse_loss(pred, target(x0))
+    pred = torch.randn(still.shape)   # and so is any weight on a still clip
+    torch.testing.assert_close(loss(still, pred, 8.0), torch.nn.functional.mse_loss(pred, target(still)))
+    off_moving, off_still = target(moving).clone(), target(moving).clone()
+    off_moving[:, :, :, 2, 3] += 1.0       # the same error at the moving pixel or at a still one
+    off_still[:, :, :, 4, 0] += 1.0
+    assert loss(moving, off_moving, 0.0) == pytest.approx(loss(moving, off_still, 0.0).item())
+    assert loss(moving, off_moving, 8.0) == pytest.approx(9 * loss(moving, off_still, 8.0).item())

@@ -42,6 +42,7 @@ class LearnSettings:
     spv_true_cfg_scale: float = 1.0
     guidance: float = 1.0            # embedded guidance during training (HunyuanVideo is guidance-distilled)
     time_shift: float = 0.0          # shift of the training noise levels; 0: the base scheduler's own
+    motion_weight: float = 0.0       # extra loss weight on the latent pixels a clip moves (training.motion_map)
     max_grad_norm: float = 1.0      # 0 turns clipping off
     ema: float = 0.0                 # decay of a moving average of the trained weights, kept as the pack (0: last step's)
     checkpoint_every: int = 100
@@ -62,7 +63,7 @@ class LearnSettings:
             "streams": self.streams in ("both", "dual", "single"),
             "projections": bool(self.projections) and set(self.projections) <= set("qkv"),
             "steps": self.steps >= 1, "batch": self.batch >= 1, "rank": self.rank >= 1, "lr": self.lr > 0,
-            "time_shift": self.time_shift >= 0, "ema": 0.0 <= self.ema < 1.0,
+            "time_shift": self.time_shift >= 0, "motion_weight": self.motion_weight >= 0, "ema": 0.0 <= self.ema < 1.0,
             "frames": self.frames >= 1 and (self.frames - 1) % 4 == 0,
             "height": self.height % 16 == 0 and self.height > 0, "width": self.width % 16 == 0 and self.width > 0,
             "gradient_checkpointing": self.gradient_checkpointing in ("auto", "on", "off"),
@@ -73,8 +74,9 @@ class LearnSettings:
         if bad:
             raise UsageError(f"invalid setting(s): {', '.join(f'{k}={getattr(self, k, None)!r}' for k in bad)}",
                              hint="steps, batch and rank are at least 1; frames are 4k+1, height/width multiples "
-                                  "of 16, alpha in [0, 1], caption_dropout and ema in [0, 1), time_shift at least 0 (0: the "
-                                  "base's), projections letters of qkv; at least one trainable part must stay on")
+                                  "of 16, alpha in [0, 1], caption_dropout and ema in [0, 1), time_shift (0: the "
+                                  "base's) and motion_weight at least 0, projections letters of qkv; at least one "
+                                  "trainable part must stay on")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

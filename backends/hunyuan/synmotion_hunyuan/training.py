@@ -61,8 +61,22 @@ def flow_matching_sigma(u: torch.Tensor, shift: float) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
-def flow_matching_loss(transformer, x0, embeds, mask, pooled, generator, *, shift, guidance, autocast):
-    """MSE between the predicted and the true velocity (noise - x0) at a random shifted time."""
+def motion_map(x0: torch.Tensor) -> torch.Tensor:
+    """How much each latent pixel of clip ``x0`` (B, C, T, H, W) changes over its frames, 0 to 1 per clip,
+    shaped (B, 1, 1, H, W): the spread over the latent frames, averaged over the channels, over its maximum.
+    A still background scores near 0 and the limbs that move near 1; a clip of one latent frame scores 0."""
+    if x0.shape[2] < 2:
+        return x0.new_zeros(x0.shape[0], 1, 1, *x0.shape[3:])
+    spread = x0.float().std(dim=2).mean(dim=1, keepdim=True).unsqueeze(2)
+    return spread / spread.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
+
+
+def flow_matching_loss(transformer, x0, embeds, mask, pooled, generator, *, shift, guidance, autocast,
+                       motion_weight: float = 0.0):
+    """MSE between the predicted and the true velocity (noise - x0) at a random shifted time.
+
+    ``motion_weight`` K weighs each latent pixel 1 + K * ``motion_map(x0)``, normalised so that the loss keeps
+    the scale of a plain MSE: what a clip moves counts up to K + 1 times what stays still in it."""
     device = x0.device
     noise = torch.randn(x0.shape, generator=generator).to(device)
     sigma = flow_matching_sigma(torch.rand(1, generator=generator), shift).to(device)
@@ -76,7 +90,11 @@ def flow_matching_loss(transformer, x0, embeds, mask, pooled, generator, *, shif
         pred = transformer(hidden_states=hidden.to(dtype), timestep=(sigma * 1000).to(dtype),
                            encoder_hidden_states=embeds.to(dtype), encoder_attention_mask=mask,
                            pooled_projections=pooled.to(device, dtype), return_dict=False, **kwargs)[0]
-    return F.mse_loss(pred[:, :, scored].float(), (noise - x0)[:, :, scored].float())
+    pred, target = pred[:, :, scored].float(), (noise - x0)[:, :, scored].float()
+    if motion_weight <= 0:
+        return F.mse_loss(pred, target)
+    weight = (1 + motion_weight * motion_map(x0)).expand_as(target)
+    return (weight * (pred - target) ** 2).sum() / weight.sum()
 
 
 class _StopFlag:
@@ -312,7 +330,8 @@ class Trainer:
                         else:
                             (embeds, mask), pooled = p.joined(), p.pooled
                         loss = flow_matching_loss(model, x0, embeds, mask, pooled, generator, shift=self.shift,
-                                                  guidance=s.guidance, autocast=rt.autocast)
+                                                  guidance=s.guidance, autocast=rt.autocast,
+                                                  motion_weight=s.motion_weight)
                         if not torch.isfinite(loss):
                             raise UsageError(f"the loss became {loss.item()} at step {step + 1}",
                                              hint="lower the learning rate (-O lr=...) and start again")
