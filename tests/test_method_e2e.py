@@ -630,3 +630,16 @@ def test_motion_weight_weighs_the_latent_pixels_a_clip_moves():
     off_still[:, :, :, 4, 0] += 1.0
     assert loss(moving, off_moving, 0.0) == pytest.approx(loss(moving, off_still, 0.0).item())
     assert loss(moving, off_moving, 8.0) == pytest.approx(9 * loss(moving, off_still, 8.0).item())
+
+
+def test_the_trainer_learns_with_the_motion_weight_it_is_given(tmp_path, tiny_dir, clips):
+    """-O motion_weight reaches the loss a step trains on: the same draws give another loss, 0 the plain one."""
+    def first_loss(weight):
+        options = {"strategy": "joint", "steps": 1} if weight is None else \
+            {"strategy": "joint", "steps": 1, "motion_weight": weight}
+        _, trainer = _prepared_trainer(tmp_path / str(weight), tiny_dir, clips, options)
+        return trainer.run()["metrics"]["final_loss"]
+
+    plain = first_loss(None)
+    assert first_loss(0.0) == plain
+    assert first_loss(8.0) != pytest.approx(plain, rel=1e-4)
