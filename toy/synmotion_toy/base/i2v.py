@@ -91,7 +91,7 @@ def i2v_defaults(t2v_defaults: dict) -> dict:
     trades subject for motion (43 % / 84 % at 3). Packs keep the ordinary weight 1: on the current toy-i2v it is
     ahead of 1.5 on motion at the same subject (46 % / 88 % against 40 % / 88 %). Packs learn 300 steps at
     2e-3, as they did on the text-to-video base before its packs' longer learning, with the loss weighing what
-    the clips move 9x (``motion_weight`` 8; docs/fidelity.md, "Weighing what the clips move")."""
+    the clips move up to 9x (``motion_weight`` 8; docs/fidelity.md, "Weighing what the clips move")."""
     defaults = dict(t2v_defaults)
     defaults["gen"] = {k: v for k, v in defaults.get("gen", {}).items() if not k.startswith("transfer")}
     # 300 steps at 2e-3: the longer, gentler learning of the text-to-video base was measured under
