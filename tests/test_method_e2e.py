@@ -635,8 +635,7 @@ def test_motion_weight_weighs_the_latent_pixels_a_clip_moves():
 def test_the_trainer_learns_with_the_motion_weight_it_is_given(tmp_path, tiny_dir, clips):
     """-O motion_weight reaches the loss a step trains on: the same draws give another loss, 0 the plain one."""
     def first_loss(weight):
-        options = {"strategy": "joint", "steps": 1} if weight is None else \
-            {"strategy": "joint", "steps": 1, "motion_weight": weight}
+        options = {"strategy": "joint", "steps": 1, **({} if weight is None else {"motion_weight": weight})}
         _, trainer = _prepared_trainer(tmp_path / str(weight), tiny_dir, clips, options)
         return trainer.run()["metrics"]["final_loss"]
 

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from synmotion_cli.errors import Interrupted, UsageError
 from synmotion_cli.paths import cache_dir
@@ -38,6 +37,7 @@ from .adapters import AdapterConfig, add_motion_adapter, save_lora
 from .embedding import DualEmbedding
 from .image_condition import model_input
 from .latents import clip_latents
+from .losses import weighted_mse
 from .spv import prompts_for, synthesize, user_spv_clips
 from .text_encoding import PromptEncoder
 
@@ -90,11 +90,8 @@ def flow_matching_loss(transformer, x0, embeds, mask, pooled, generator, *, shif
         pred = transformer(hidden_states=hidden.to(dtype), timestep=(sigma * 1000).to(dtype),
                            encoder_hidden_states=embeds.to(dtype), encoder_attention_mask=mask,
                            pooled_projections=pooled.to(device, dtype), return_dict=False, **kwargs)[0]
-    pred, target = pred[:, :, scored].float(), (noise - x0)[:, :, scored].float()
-    if motion_weight <= 0:
-        return F.mse_loss(pred, target)
-    weight = (1 + motion_weight * motion_map(x0)).expand_as(target)
-    return (weight * (pred - target) ** 2).sum() / weight.sum()
+    where = motion_map(x0) if motion_weight > 0 else None
+    return weighted_mse(pred[:, :, scored], (noise - x0)[:, :, scored], where, motion_weight)
 
 
 class _StopFlag:

@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from synmotion_cli.errors import UsageError
+from synmotion_hunyuan.losses import weighted_mse
 
 from . import architecture as arch
 from .config import BaseTrainConfig
@@ -308,8 +309,7 @@ def subject_weighted_mse(pred: torch.Tensor, target: torch.Tensor, subject: torc
     Why: the subject covers about a quarter of the latent pixels, and an evenly weighted transformer learnt
     backgrounds, styles and motion words but hardly read the subject's word: naming the wrong subject
     raised its held-out loss by 4 % where naming the wrong motion raised it by 10 % (docs/toy-base.md)."""
-    w = 1.0 + weight * subject
-    return (w * (pred.float() - target) ** 2).mean() / w.mean()
+    return weighted_mse(pred, target, subject, weight)
 
 
 @torch.no_grad()
