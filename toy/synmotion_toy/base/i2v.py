@@ -89,14 +89,13 @@ def i2v_defaults(t2v_defaults: dict) -> dict:
     """The image-to-video base's option defaults: its text-to-video base's, without motion-transfer guidance.
     Measured on the I2V bench row (docs/fidelity.md): there the image already holds the subject, and transfer
     trades subject for motion (43 % / 84 % at 3). Packs keep the ordinary weight 1: on the current toy-i2v it is
-    ahead of 1.5 on motion at the same subject (46 % / 88 % against 40 % / 88 %). Packs learn 300 steps at
-    2e-3, as they did on the text-to-video base before its packs' longer learning, with the loss weighing what
-    the clips move up to 9x (``motion_weight`` 8; docs/fidelity.md, "Weighing what the clips move")."""
+    ahead of 1.5 on motion at the same subject (46 % / 88 % against 40 % / 88 %). Packs learn as on the
+    text-to-video base (its steps and learning rate), with the loss weighing what the clips move up to 9x
+    (``motion_weight`` 8; docs/fidelity.md, "Weighing what the clips move" and "Longer learning under the
+    motion weight")."""
     defaults = dict(t2v_defaults)
     defaults["gen"] = {k: v for k, v in defaults.get("gen", {}).items() if not k.startswith("transfer")}
-    # 300 steps at 2e-3: the longer, gentler learning of the text-to-video base was measured under
-    # motion-transfer guidance, which this base leaves off, and on toy-i2v only at the old step budget
-    defaults["learn"] = {**defaults.get("learn", {}), "steps": 300, "lr": 2e-3, "motion_weight": 8.0}
+    defaults["learn"] = {**defaults.get("learn", {}), "motion_weight": 8.0}
     return defaults
 
 
