@@ -201,6 +201,17 @@ def test_learn_subject_names_who_does_the_motion_in_the_clips(capsys, tmp_path, 
         assert r.code == 2 and "--subject" in r.err and "Traceback" not in r.err, r.err
 
 
+def test_learn_suggests_a_prompt_in_the_packs_own_words(capsys, tiny_dir, clips):
+    """The closing hint names the motion as the clips' prompt does: a trigger phrase, not the pack's name."""
+    r = run(capsys, "learn", "handstand", clips, "--base", tiny_dir, "--steps", "1", "--trigger", "do a handstand",
+            "--json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["manifest"]["motion"]["prompt"] == "a person does a handstand"
+    assert 'try: synmotion gen "a panda does a handstand"' in r.err, r.err
+    r = run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "1")
+    assert r.code == 0 and 'try: synmotion gen "a panda claps"' in r.err, r.err
+
+
 def test_gen_errors_are_one_line(capsys, tmp_path, tiny_dir, clips):
     assert run(capsys, "learn", "clap", clips, "--base", tiny_dir, "--steps", "2").code == 0
     r = run(capsys, "gen", "a panda jumps", "--pack", "clap", "--base", tiny_dir, "-o", tmp_path / "x.mp4")

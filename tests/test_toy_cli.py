@@ -42,6 +42,17 @@ def test_clips_writes_readable_videos_and_a_sheet(capsys, tmp_path):
         assert sheet.format == "PNG" and sheet.height > 3 * 48
 
 
+def test_clips_say_how_learn_reads_them(capsys, tmp_path):
+    """A motion whose name is not its verb ("handstand": "does a handstand") needs --trigger, or learn would
+    read the clips as "a person handstands"; a motion named by its verb needs nothing."""
+    r = run(capsys, "toy", "clips", "handstand", tmp_path / "h", "-n", "1", "--frames", "5")
+    assert r.code == 0 and 'learn from them with --trigger "do a handstand"' in r.err, r.err
+    r = run(capsys, "toy", "clips", "sit-down", tmp_path / "s", "-n", "1", "--frames", "5", "--subject", "fox")
+    assert r.code == 0 and 'learn from them with --trigger "sit down" --subject "a fox"' in r.err, r.err
+    r = run(capsys, "toy", "clips", "clap", tmp_path / "c", "-n", "1", "--frames", "5")
+    assert r.code == 0 and "learn from them" not in r.err, r.err
+
+
 def test_clips_json_and_overwrite_rules(capsys, tmp_path):
     r = run(capsys, "toy", "clips", "sit down", tmp_path, "-n", "2", "--frames", "5", "--json")
     assert r.code == 0, r.err

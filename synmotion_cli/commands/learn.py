@@ -60,7 +60,7 @@ def learn(
     from ..backend import CAP_LEARN, LearnRequest
     from ..errors import MediaError, NotFoundError, UsageError
     from ..paths import cache_dir, runs_dir
-    from ..prompts import clips_prompt, third_person
+    from ..prompts import clips_prompt
     from ..reporting import ConsoleReporter
     from ..selection import raise_for_problems, select_backend
     from ..store.names import parse_name
@@ -69,7 +69,7 @@ def learn(
     o = out(json_out)
     name, tag = parse_name(motion)
     subject = " ".join(subject.split())
-    clips_prompt(name, trigger or [], subject)   # a subject that cannot head the clips' prompt fails now
+    motion_form = clips_prompt(name, trigger or [], subject).motion_form  # a subject that cannot head it fails now
     store = open_store()
     variant = "i2v" if i2v else "t2v"
     stored = next((p for p in store.list() if p.full_name == f"{name}:{tag}"), None)
@@ -142,7 +142,7 @@ def learn(
     pack = store.install(f"{name}:{tag}", files, manifest)
     shutil.rmtree(run_dir, ignore_errors=True)  # the pack is stored; its checkpoints are no longer needed
     o.info(f"installed pack {pack.full_name} (sha256:{pack.short_digest}); "
-           f"try: synmotion gen {'--image IMAGE ' if i2v else ''}\"a panda {third_person(name)}\"")
+           f"try: synmotion gen {'--image IMAGE ' if i2v else ''}\"a panda {motion_form}\"")
     o.emit({"name": pack.full_name, "digest": pack.digest, "manifest": pack.manifest},
            lambda c: c.print(pack.full_name, highlight=False))
 

@@ -69,10 +69,10 @@ def clips(
 
     Example: synmotion toy clips clap ./clips -n 8 --subject panda --style sketch
     """
-    from synmotion_cli.prompts import DEFAULT_SUBJECT
+    from synmotion_cli.prompts import DEFAULT_SUBJECT, clips_prompt
 
     from .clips import write_clips
-    from .world import SUBJECTS
+    from .world import MOTIONS, SUBJECTS
 
     o = out(json_out)
     height, width = _size(size)
@@ -81,9 +81,15 @@ def clips(
     frames, fps = result.frames, result.fps
     o.info(f'wrote {len(result.clips)} clips of "{result.prompt}" ({frames} frames, {height}x{width}, {fps:g} fps) '
            f"and {result.sheet.name}")
-    phrase = SUBJECTS[result.subject].phrase
-    if phrase != DEFAULT_SUBJECT:   # `learn` reads clips as "a person <motion>" unless told
-        o.info(f'learn from them with --subject "{phrase}"')
+    # `learn` reads clips as "a person <the motion's name, in the third person>" unless told otherwise, so
+    # say which flags make that the clips' own prompt ("handstand" alone would read "a person handstands").
+    phrase, verb = SUBJECTS[result.subject].phrase, MOTIONS[result.motion].verb
+    read_as = clips_prompt(result.motion).motion_form
+    flags = [] if read_as == MOTIONS[result.motion].third_person else [f'--trigger "{verb}"']
+    if phrase != DEFAULT_SUBJECT:
+        flags.append(f'--subject "{phrase}"')
+    if flags:
+        o.info(f"learn from them with {' '.join(flags)}")
     data = {"folder": str(result.folder), "motion": result.motion, "subject": result.subject, "prompt": result.prompt,
             "clips": [str(p) for p in result.clips], "seeds": result.seeds, "sheet": str(result.sheet),
             "frames": frames, "height": height, "width": width, "fps": fps}
