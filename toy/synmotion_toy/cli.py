@@ -83,9 +83,8 @@ def clips(
            f"and {result.sheet.name}")
     # `learn` reads clips as "a person <the motion's name, in the third person>" unless told otherwise, so
     # say which flags make that the clips' own prompt ("handstand" alone would read "a person handstands").
-    phrase, verb = SUBJECTS[result.subject].phrase, MOTIONS[result.motion].verb
-    read_as = clips_prompt(result.motion).motion_form
-    flags = [] if read_as == MOTIONS[result.motion].third_person else [f'--trigger "{verb}"']
+    motion, phrase = MOTIONS[result.motion], SUBJECTS[result.subject].phrase
+    flags = [] if clips_prompt(result.motion).motion_form == motion.third_person else [f'--trigger "{motion.verb}"']
     if phrase != DEFAULT_SUBJECT:
         flags.append(f'--subject "{phrase}"')
     if flags:
